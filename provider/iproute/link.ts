@@ -1,0 +1,93 @@
+import { CommandError, NotFoundError } from "../errors";
+import { canonicalIp } from "../schema";
+import type { Transport } from "../transport/types";
+
+/** One entry of `ip -j -d addr show` (link details plus addresses). */
+export interface LinkJson {
+  ifindex: number;
+  ifname: string;
+  flags: string[];
+  mtu: number;
+  operstate: string;
+  address?: string;
+  master?: string;
+  link?: string;
+  link_index?: number;
+  link_netnsid?: number;
+  linkinfo?: {
+    info_kind?: string;
+    info_data?: Record<string, unknown>;
+    info_slave_kind?: string;
+    info_slave_data?: Record<string, unknown>;
+  };
+  addr_info?: { family: string; local: string; prefixlen: number; scope?: string }[];
+  [key: string]: unknown;
+}
+
+/** `ip` (or `bridge`) argv, run inside `namespace` when one is given. */
+export function ipArgv(namespace: string | undefined, ...args: string[]): string[] {
+  return namespace ? ["ip", "-n", namespace, ...args] : ["ip", ...args];
+}
+
+export function bridgeArgv(namespace: string | undefined, ...args: string[]): string[] {
+  return namespace ? ["bridge", "-n", namespace, ...args] : ["bridge", ...args];
+}
+
+const GONE = /does not exist|Cannot find device|Cannot open network namespace|No such device/;
+
+/** Runs argv and throws CommandError on a non-zero exit. */
+export async function runChecked(t: Transport, argv: string[], stdin?: string): Promise<string> {
+  const r = await t.run(argv, { stdin });
+  if (r.code !== 0) throw new CommandError(t.label, argv, r.code, r.stderr);
+  return r.stdout;
+}
+
+/** The device's details and addresses, or undefined when it (or its namespace) does not exist. */
+export async function readLink(t: Transport, namespace: string | undefined, name: string): Promise<LinkJson | undefined> {
+  const argv = ipArgv(namespace, "-j", "-d", "addr", "show", "dev", name);
+  const r = await t.run(argv);
+  if (r.code !== 0) {
+    if (GONE.test(r.stderr)) return undefined;
+    throw new CommandError(t.label, argv, r.code, r.stderr);
+  }
+  const links = parseJson<LinkJson[]>(r.stdout, t.label, argv);
+  return links.find((l) => l.ifname === name);
+}
+
+/** Every device in a namespace, with details and addresses, in one call. */
+export async function readAllLinks(t: Transport, namespace: string | undefined): Promise<LinkJson[]> {
+  const argv = ipArgv(namespace, "-j", "-d", "addr", "show");
+  const r = await t.run(argv);
+  if (r.code !== 0) {
+    if (GONE.test(r.stderr)) throw new NotFoundError(`${t.label}: network namespace ${namespace} does not exist`);
+    throw new CommandError(t.label, argv, r.code, r.stderr);
+  }
+  return parseJson<LinkJson[]>(r.stdout, t.label, argv);
+}
+
+export function parseJson<T>(text: string, host: string, argv: string[]): T {
+  try {
+    return JSON.parse(text || "[]") as T;
+  } catch {
+    throw new CommandError(host, argv, 0, `unparseable JSON output: ${text.slice(0, 200)}`);
+  }
+}
+
+export function isGoneError(stderr: string): boolean {
+  return GONE.test(stderr);
+}
+
+/**
+ * The device's addresses as sorted CIDR strings. IPv6 link-local addresses are
+ * the kernel's own (it regenerates them), so they are not part of the managed set.
+ */
+export function linkAddresses(link: LinkJson): string[] {
+  return (link.addr_info ?? [])
+    .filter((a) => !(a.family === "inet6" && a.scope === "link"))
+    .map((a) => `${canonicalIp(a.local)}/${a.prefixlen}`)
+    .sort();
+}
+
+export function isAdminUp(link: LinkJson): boolean {
+  return link.flags.includes("UP");
+}

@@ -1,0 +1,83 @@
+import { z } from "zod";
+import { ipArgv } from "../iproute/link";
+import type { Desired, LinkKind } from "./types";
+
+/**
+ * Bridge options. The kernel keeps bridge timers in clock_t (centiseconds) and
+ * `ip` passes and prints them raw; inputs are in seconds and converted here.
+ */
+const OPTIONS: Record<string, { ip: string; toKernel: (v: any) => string; fromKernel: (v: any) => unknown }> = {
+  stp: { ip: "stp_state", toKernel: (v) => (v ? "1" : "0"), fromKernel: (v) => v !== undefined ? Number(v) !== 0 : undefined },
+  forwardDelay: { ip: "forward_delay", toKernel: centis, fromKernel: seconds },
+  helloTime: { ip: "hello_time", toKernel: centis, fromKernel: seconds },
+  maxAge: { ip: "max_age", toKernel: centis, fromKernel: seconds },
+  ageingTime: { ip: "ageing_time", toKernel: centis, fromKernel: seconds },
+  priority: { ip: "priority", toKernel: String, fromKernel: (v) => v },
+  vlanFiltering: { ip: "vlan_filtering", toKernel: (v) => (v ? "1" : "0"), fromKernel: (v) => v !== undefined ? Number(v) !== 0 : undefined },
+  vlanDefaultPvid: { ip: "vlan_default_pvid", toKernel: String, fromKernel: (v) => v },
+  vlanProtocol: { ip: "vlan_protocol", toKernel: String, fromKernel: (v) => v },
+  mcastSnooping: { ip: "mcast_snooping", toKernel: (v) => (v ? "1" : "0"), fromKernel: (v) => v !== undefined ? Number(v) !== 0 : undefined },
+};
+
+function centis(seconds: number): string {
+  return String(Math.round(seconds * 100));
+}
+
+function seconds(centiseconds: unknown): number | undefined {
+  return typeof centiseconds === "number" ? centiseconds / 100 : undefined;
+}
+
+const hundredths = (min: number, max: number) =>
+  z.number().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`).refine((v) => Number.isInteger(Math.round(v * 100) ) && Math.abs(v * 100 - Math.round(v * 100)) < 1e-6, "must have at most two decimals (the kernel counts in 1/100 s)");
+
+function optionArgs(d: Desired, fields: string[]): string[] {
+  return fields.flatMap((f) => (d[f] === undefined ? [] : [OPTIONS[f].ip, OPTIONS[f].toKernel(d[f])]));
+}
+
+export const bridge = {
+  resource: "Bridge",
+  infoKind: "bridge",
+  fields: {
+    /** Spanning Tree Protocol on (true) or off. Default: kernel default (off). */
+    stp: z.boolean().optional(),
+    /** STP forward delay, seconds (2–30 while STP is on). Kernel default 15. */
+    forwardDelay: hundredths(0, 30).optional(),
+    /** STP hello time, seconds (1–10). Kernel default 2. */
+    helloTime: hundredths(1, 10).optional(),
+    /** STP max message age, seconds (6–40). Kernel default 20. */
+    maxAge: hundredths(6, 40).optional(),
+    /** How long a learned MAC address stays in the forwarding database, seconds. Kernel default 300. */
+    ageingTime: hundredths(0, 1_000_000).optional(),
+    /** Bridge priority for root election (0–65535, lower wins). Kernel default 32768. */
+    priority: z.number().int().min(0).max(65535).optional(),
+    /** VLAN-aware bridge. Kernel default false. */
+    vlanFiltering: z.boolean().optional(),
+    /** PVID given to new ports when VLAN filtering is on (0 = none, 1–4094). Kernel default 1. */
+    vlanDefaultPvid: z.number().int().min(0).max(4094).optional(),
+    /** VLAN protocol used for filtering: "802.1Q" (default) or "802.1ad". */
+    vlanProtocol: z.enum(["802.1Q", "802.1ad"]).optional(),
+    /** IGMP/MLD snooping. Kernel default true. */
+    mcastSnooping: z.boolean().optional(),
+  },
+  refine(v, ctx) {
+    if (v.stp === true && typeof v.forwardDelay === "number" && v.forwardDelay < 2)
+      ctx.addIssue({ code: "custom", path: ["forwardDelay"], message: `must be 2–30 seconds while stp is on (got ${v.forwardDelay})` });
+  },
+  replaceOn: [],
+  createArgv(d) {
+    return [
+      ipArgv(d.namespace, "link", "add", "name", d.name,
+        ...(d.mtu !== undefined ? ["mtu", String(d.mtu)] : []),
+        ...(d.macAddress ? ["address", d.macAddress] : []),
+        "type", "bridge", ...optionArgs(d, Object.keys(OPTIONS))),
+    ];
+  },
+  readFields(link) {
+    const data = link.linkinfo?.info_data ?? {};
+    return Object.fromEntries(Object.entries(OPTIONS).map(([f, o]) => [f, o.fromKernel(data[o.ip])]));
+  },
+  updateArgv(d, mismatches) {
+    // Every bridge option is changeable in place (br_changelink); one per line.
+    return mismatches.map((m) => ipArgv(d.namespace, "link", "set", "dev", d.name, "type", "bridge", ...optionArgs(d, [m.field])));
+  },
+} satisfies LinkKind;

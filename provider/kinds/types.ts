@@ -1,0 +1,49 @@
+import type { z } from "zod";
+import type { LinkJson } from "../iproute/link";
+import type { Transport } from "../transport/types";
+
+/** Validated inputs of a link resource (common fields plus the kind's own). */
+export type Desired = Record<string, any> & { name: string; namespace?: string };
+
+/** A field whose kernel value differs from the wanted one. */
+export interface Mismatch {
+  field: string;
+  desired: unknown;
+  actual: unknown;
+}
+
+export interface ReadContext {
+  transport: Transport;
+  desired: Desired;
+}
+
+/**
+ * One device kind: everything the engine needs to know about it. Adding a kind is
+ * one file exporting one of these plus one line in the registry.
+ */
+export interface LinkKind {
+  /** SDK class name and type token suffix, e.g. "Bridge". */
+  resource: string;
+  /** `linkinfo.info_kind` the kernel reports for this kind. */
+  infoKind: string;
+  /** The kind's own inputs (zod), merged with the common link fields. */
+  fields: z.ZodRawShape;
+  /** Cross-field rules; report problems with ctx.addIssue({ path, message }). */
+  refine?(value: Desired, ctx: z.RefinementCtx): void;
+  /** Inputs that the kernel only takes at creation: changing one replaces the device. */
+  replaceOn: string[];
+  /** Fields that are input-only and never compared with the kernel (e.g. write-only options). */
+  unverified?: string[];
+  /** argv lines that create the device, with mtu/macAddress where the kind's `add` takes them. */
+  createArgv(d: Desired): string[][];
+  /** The kind's inputs as the kernel reports them, in input units. */
+  readFields(link: LinkJson, ctx: ReadContext): Promise<Record<string, unknown>> | Record<string, unknown>;
+  /** argv lines that change the kind's own fields in place, one change per line. */
+  updateArgv(d: Desired, mismatches: Mismatch[], link: LinkJson): string[][];
+  /** Extra outputs (e.g. tapDevicePath). */
+  outputs?(link: LinkJson, d: Desired): Record<string, unknown>;
+  /** Does the kernel's value satisfy the wanted one? Default: deep equality. */
+  satisfies?(field: string, desired: unknown, actual: unknown): boolean;
+  /** Commands to run before deleting the device (e.g. releasing bond slaves). */
+  beforeDeleteArgv?(d: Desired, link: LinkJson): string[][];
+}

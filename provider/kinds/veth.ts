@@ -1,0 +1,89 @@
+import { z } from "zod";
+import { commonLinkFields, ifname, netnsName } from "../schema";
+import { ipArgv, isAdminUp, type LinkJson, linkAddresses, readLink } from "../iproute/link";
+import type { Desired, LinkKind, Mismatch } from "./types";
+
+function peerNs(d: Desired): string | undefined {
+  return d.peerNamespace ?? d.namespace;
+}
+
+export const veth = {
+  resource: "VethPair",
+  infoKind: "veth",
+  fields: {
+    /** Name of the other end. Creation-only. */
+    peerName: ifname,
+    /** Namespace the other end lives in (e.g. a container's). Default: the same as this end. Creation-only. */
+    peerNamespace: netnsName.optional(),
+    /** MTU of the other end, bytes. */
+    peerMtu: commonLinkFields.mtu,
+    /** Ethernet address of the other end. */
+    peerMacAddress: commonLinkFields.macAddress,
+    /** Bridge or bond (in the peer's namespace) to enslave the other end into. */
+    peerMaster: commonLinkFields.master,
+    /** Addresses of the other end (CIDR), reconciled as an exact set. */
+    peerAddresses: commonLinkFields.addresses,
+    /** Other end administratively up. Default true. */
+    peerUp: z.boolean().default(true),
+  },
+  refine(v, ctx) {
+    if (v.peerName === v.name && (v.peerNamespace ?? v.namespace) === v.namespace)
+      ctx.addIssue({ code: "custom", path: ["peerName"], message: `must differ from name ("${v.name}") when both ends are in the same namespace` });
+    if (v.peerMaster !== undefined && v.peerMaster === v.peerName)
+      ctx.addIssue({ code: "custom", path: ["peerMaster"], message: `must not be the peer itself ("${v.peerName}")` });
+  },
+  replaceOn: ["peerName", "peerNamespace"],
+  createArgv(d) {
+    return [
+      ipArgv(d.namespace, "link", "add", "name", d.name,
+        ...(d.mtu !== undefined ? ["mtu", String(d.mtu)] : []),
+        ...(d.macAddress ? ["address", d.macAddress] : []),
+        "type", "veth", "peer", "name", d.peerName,
+        ...(d.peerNamespace && d.peerNamespace !== d.namespace ? ["netns", d.peerNamespace] : []),
+        ...(d.peerMtu !== undefined ? ["mtu", String(d.peerMtu)] : []),
+        ...(d.peerMacAddress ? ["address", d.peerMacAddress] : [])),
+    ];
+  },
+  async readFields(link, { transport, desired }) {
+    const peer = await readLink(transport, peerNs(desired), desired.peerName);
+    // Same namespace: `link` names the peer. Across namespaces only its ifindex is known.
+    const paired = peer && (link.link === peer.ifname || (link.link === undefined && link.link_index === peer.ifindex));
+    if (!peer || !paired) return { peerName: undefined };
+    return {
+      peerName: peer.ifname,
+      peerNamespace: desired.peerNamespace,
+      peerMtu: peer.mtu,
+      peerMacAddress: peer.address,
+      peerMaster: peer.master,
+      peerAddresses: linkAddresses(peer),
+      peerUp: isAdminUp(peer),
+      peerIfindex: peer.ifindex,
+    };
+  },
+  updateArgv(d, mismatches: Mismatch[], _link: LinkJson) {
+    const ns = peerNs(d);
+    const dev = d.peerName;
+    const steps: string[][] = [];
+    const by = new Map(mismatches.map((m) => [m.field, m]));
+    if (by.has("peerName")) throw new Error(`${d.name}: its peer ${d.peerName} is missing or paired elsewhere; replace the VethPair`);
+    if (by.has("peerMtu")) steps.push(ipArgv(ns, "link", "set", "dev", dev, "mtu", String(d.peerMtu)));
+    if (by.has("peerMacAddress")) steps.push(ipArgv(ns, "link", "set", "dev", dev, "address", d.peerMacAddress));
+    const master = by.get("peerMaster");
+    if (master) {
+      if (master.actual) steps.push(ipArgv(ns, "link", "set", "dev", dev, "nomaster"));
+      steps.push(ipArgv(ns, "link", "set", "dev", dev, "master", d.peerMaster));
+    }
+    const addrs = by.get("peerAddresses");
+    if (addrs) {
+      const have = new Set((addrs.actual as string[]) ?? []);
+      const want = new Set<string>(d.peerAddresses);
+      for (const a of have) if (!want.has(a)) steps.push(ipArgv(ns, "addr", "del", a, "dev", dev));
+      for (const a of want) if (!have.has(a)) steps.push(ipArgv(ns, "addr", "add", a, "dev", dev));
+    }
+    if (by.has("peerUp")) steps.push(ipArgv(ns, "link", "set", "dev", dev, d.peerUp ? "up" : "down"));
+    return steps;
+  },
+  outputs(_link, _d) {
+    return {};
+  },
+} satisfies LinkKind;

@@ -1,0 +1,29 @@
+import type * as pulumi from "@pulumi/pulumi";
+import { NetdevResource } from "./shim";
+import { LINK_OUTPUTS, withOutputs } from "./types";
+
+/** Base of every link resource: the outputs the kernel reports for any device. */
+export abstract class LinkResource extends NetdevResource {
+  /** Device name. */
+  declare readonly name: pulumi.Output<string>;
+  /** Namespace the device lives in (absent: the host's own). */
+  declare readonly namespace: pulumi.Output<string | undefined>;
+  /** Interface index assigned by the kernel. */
+  declare readonly ifindex: pulumi.Output<number>;
+  /** Ethernet address the kernel reports. */
+  declare readonly macAddress: pulumi.Output<string>;
+  /** Operational state (UP, DOWN, UNKNOWN, LOWERLAYERDOWN…). */
+  declare readonly operState: pulumi.Output<string>;
+  /** MTU in bytes. */
+  declare readonly mtu: pulumi.Output<number>;
+  /** Addresses on the device (CIDR, sorted; IPv6 link-local excluded). */
+  declare readonly addresses: pulumi.Output<string[]>;
+  /** Bridge or bond the device is enslaved to. */
+  declare readonly master: pulumi.Output<string | undefined>;
+  /** Administratively up. */
+  declare readonly up: pulumi.Output<boolean>;
+
+  protected constructor(kind: string, name: string, args: object, opts: pulumi.CustomResourceOptions | undefined, extraOutputs: readonly string[] = []) {
+    super(kind, name, withOutputs(args as Record<string, unknown>, [...LINK_OUTPUTS, ...extraOutputs]), opts);
+  }
+}

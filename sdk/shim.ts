@@ -1,0 +1,31 @@
+import * as pulumi from "@pulumi/pulumi";
+
+/**
+ * The provider module the Pulumi dynamic provider host loads from each resource's
+ * `__provider` state field (it evaluates the text and calls `handler()`).
+ *
+ * Pulumi's closure serializer would produce the same thing with ~2 KiB of wrappers
+ * per resource; writing the module text directly keeps it under 100 bytes, captures
+ * nothing, and can never break on what the serializer cannot handle. The runtime is
+ * required by its stable subpath at call time, resolved from the program directory.
+ * This text is in every stack's state forever: never change the subpath.
+ */
+export function providerModule(kind: string): string {
+  return `exports.handler=function(){return require("pulumi-netdev/runtime").provider(${JSON.stringify(kind)})};`;
+}
+
+/** Type token the engine routes to the dynamic provider host: `pulumi-nodejs:dynamic/netdev:<Class>`. */
+export function typeToken(kind: string): string {
+  return `pulumi-nodejs:dynamic/netdev:${kind}`;
+}
+
+/** Base of every netdev resource: a dynamic-provider resource with a hand-written provider module. */
+export abstract class NetdevResource extends pulumi.CustomResource {
+  protected constructor(kind: string, name: string, props: Record<string, unknown>, opts: pulumi.CustomResourceOptions | undefined) {
+    super(typeToken(kind), name, { ...props, __provider: providerModule(kind) }, {
+      ...opts,
+      // The connection carries credentials: keep it a secret in state whatever the program marked.
+      additionalSecretOutputs: [...(opts?.additionalSecretOutputs ?? []), "connection"],
+    });
+  }
+}
