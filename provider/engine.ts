@@ -164,7 +164,12 @@ export class LinkEngine implements ResourceRuntime {
   }
 
   async diff(_id: string, olds: Record<string, any>, news: Record<string, any>): Promise<DiffResult> {
-    return diffInputs(olds, news, this.replaceOn);
+    const result = diffInputs(olds, news, this.replaceOn);
+    for (const field of this.kind.extraReplaces?.(olds, news) ?? []) {
+      if (!result.replaces.includes(field)) result.replaces.push(field);
+      result.changes = true;
+    }
+    return result;
   }
 
   /** The kernel's view of every input field, plus outputs. */

@@ -32,6 +32,8 @@ export interface LinkKind {
   refine?(value: Desired, ctx: z.RefinementCtx): void;
   /** Inputs that the kernel only takes at creation: changing one replaces the device. */
   replaceOn: string[];
+  /** Replacements that depend on the values (e.g. macvlan mode into or out of passthru). */
+  extraReplaces?(olds: Record<string, any>, news: Record<string, any>): string[];
   /** Fields that are input-only and never compared with the kernel (e.g. write-only options). */
   unverified?: string[];
   /** argv lines that create the device, with mtu/macAddress where the kind's `add` takes them. */
