@@ -1,6 +1,6 @@
 import { isDeepStrictEqual } from "node:util";
 import { z } from "zod";
-import { type Connection, connectionDefaultsFromConfig, connectionLabel, connectionSchema, mergeConnection } from "./connection";
+import { type Connection, connectionDefaultsFromConfig, connectionSchema, mergeConnection } from "./connection";
 import { CommandError, NetdevError, VerificationError } from "./errors";
 import { ipArgv, isAdminUp, isGoneError, type LinkJson, linkAddresses, readLink } from "./iproute/link";
 import type { Desired, LinkKind, Mismatch } from "./kinds/types";
@@ -305,4 +305,3 @@ export class LinkEngine implements ResourceRuntime {
   }
 }
 
-export { connectionLabel };

@@ -83,7 +83,4 @@ export const veth = {
     if (by.has("peerUp")) steps.push(ipArgv(ns, "link", "set", "dev", dev, d.peerUp ? "up" : "down"));
     return steps;
   },
-  outputs(_link, _d) {
-    return {};
-  },
 } satisfies LinkKind;

@@ -9,6 +9,6 @@ export default defineConfig({
     fileParallelism: false,
     testTimeout: 120_000,
     hookTimeout: 600_000,
-    reporters: ["default"],
+    reporters: ["default", ["json", { outputFile: ".cache/test-results.json" }]],
   },
 });
