@@ -40,6 +40,15 @@ export const connectionSchema: z.ZodType<Connection> = baseConnection.extend({
   bastion: z.lazy(() => connectionSchema).optional(),
 });
 
+/**
+ * A resource's own `connection`: `host` may be left to stack config (`netdev:host`);
+ * checkInputs requires it once the defaults are merged in.
+ */
+export const connectionInputSchema = baseConnection.extend({
+  host: baseConnection.shape.host.optional(),
+  bastion: z.lazy(() => connectionSchema).optional(),
+});
+
 /** Fields whose values must never appear in a message, log or plain output. */
 export const SECRET_FIELDS = new Set(["privateKey", "passphrase", "password"]);
 

@@ -102,6 +102,8 @@ export function diffInputs(olds: Record<string, any>, news: Record<string, any>,
     changes = true;
     if (replaceOn.includes(key)) replaces.push(key);
   }
+  // Leaving `namespace` out means the host's own namespace: the device would move, not stay.
+  if (replaceOn.includes("namespace") && news.namespace === undefined && olds.namespace !== undefined) replaces.push("namespace");
   return { changes: changes || replaces.length > 0, replaces, deleteBeforeReplace: true };
 }
 
@@ -126,8 +128,8 @@ export function makeId(connection: Connection, namespace: string | undefined, na
 
 /** Fields the engine reconciles for every link kind, in the order they are applied. */
 const COMMON_FIELDS = ["mtu", "macAddress", "master", "addresses", "up"] as const;
-/** Inputs that are not device state. */
-const NOT_DEVICE_STATE = new Set(["connection", "adopt", "name", "namespace"]);
+/** Inputs that are not device state (`__provider` is the shim module the provider host passes back in). */
+const NOT_DEVICE_STATE = new Set(["__provider", "connection", "adopt", "name", "namespace"]);
 const VERIFY_ATTEMPTS = 5;
 const VERIFY_DELAY_MS = 150;
 
@@ -189,10 +191,10 @@ export class LinkEngine implements ResourceRuntime {
   }
 
   /** Kind changes first, then the common ones; enslaving happens before `up`. */
-  planSteps(d: Desired, mismatches: Mismatch[], link: LinkJson): string[][] {
+  planSteps(d: Desired, mismatches: Mismatch[], link: LinkJson, actual: Record<string, unknown> = {}): string[][] {
     const ns = d.namespace;
     const dev = d.name;
-    const steps = this.kind.updateArgv(d, mismatches.filter((m) => !(COMMON_FIELDS as readonly string[]).includes(m.field)), link);
+    const steps = this.kind.updateArgv(d, mismatches.filter((m) => !(COMMON_FIELDS as readonly string[]).includes(m.field)), link, actual);
     const by = new Map(mismatches.map((m) => [m.field, m]));
     if (by.has("mtu")) steps.push(ipArgv(ns, "link", "set", "dev", dev, "mtu", String(d.mtu)));
     if (by.has("macAddress")) steps.push(ipArgv(ns, "link", "set", "dev", dev, "address", d.macAddress));
@@ -251,26 +253,33 @@ export class LinkEngine implements ResourceRuntime {
         throw new NetdevError(`${t.label}: a device named ${d.name}${d.namespace ? ` in namespace ${d.namespace}` : ""} already exists and is a ${kindHere}, not a ${this.kind.infoKind}; it was left untouched`);
       if (!d.adopt)
         throw new NetdevError(`${t.label}: ${this.kind.infoKind} ${d.name}${d.namespace ? ` in namespace ${d.namespace}` : ""} already exists; it was left untouched. Set adopt: true to take it over, or choose another name`);
+      await this.kind.beforeWrite?.({ transport: t, desired: d });
       const outs = await this.converge(t, d, existing);
       return { id, outs };
     }
-    await runSteps(t, this.kind.createArgv(d));
+    await this.kind.beforeWrite?.({ transport: t, desired: d });
+    const createSteps = this.kind.createArgv(d);
     try {
+      await runSteps(t, createSteps);
       const link = await readLink(t, d.namespace, d.name);
       if (!link) throw new NetdevError(`${t.label}: ${d.name} was not found right after it was created`);
       const outs = await this.converge(t, d, link);
       return { id, outs };
     } catch (err) {
       // A half-made device would block the name forever and is not in the state: remove it.
-      await t.run(ipArgv(d.namespace, "link", "del", "dev", d.name)).catch(() => undefined);
+      // When the first line (the add) failed there is nothing of ours to remove, and the
+      // name may belong to something created meanwhile.
+      const addFailed = err instanceof CommandError && isDeepStrictEqual(err.argv, createSteps[0]);
+      if (!addFailed) await t.run(ipArgv(d.namespace, "link", "del", "dev", d.name)).catch(() => undefined);
       throw err;
     }
   }
 
   private async converge(t: Transport, d: Desired, link: LinkJson): Promise<Record<string, any>> {
-    const bad = this.mismatches(d, await this.actualState(t, d, link));
+    const actual = await this.actualState(t, d, link);
+    const bad = this.mismatches(d, actual);
     if (bad.length > 0) {
-      await runSteps(t, this.planSteps(d, bad, link));
+      await runSteps(t, this.planSteps(d, bad, link, actual));
       link = await this.verify(t, d);
     }
     return this.outputs(t, d, link);
@@ -288,6 +297,7 @@ export class LinkEngine implements ResourceRuntime {
     const t = transportFor(d.connection);
     const link = await readLink(t, d.namespace, d.name);
     if (!link) throw new NetdevError(`${t.label}: ${d.name} no longer exists (deleted outside Pulumi?); run \`pulumi refresh\` and then \`pulumi up\` to recreate it`);
+    await this.kind.beforeWrite?.({ transport: t, desired: d });
     return { outs: await this.converge(t, d, link) };
   }
 
@@ -297,7 +307,7 @@ export class LinkEngine implements ResourceRuntime {
     if (this.kind.beforeDeleteArgv) {
       const link = await readLink(t, d.namespace, d.name);
       if (!link) return;
-      await runSteps(t, this.kind.beforeDeleteArgv(d, link));
+      await runSteps(t, await this.kind.beforeDeleteArgv(d, link, { transport: t, desired: d }));
     }
     const argv = ipArgv(d.namespace, "link", "del", "dev", d.name);
     const r = await t.run(argv);

@@ -1,6 +1,6 @@
 import { isIP } from "node:net";
 import { z } from "zod";
-import { connectionSchema, SECRET_FIELDS } from "./connection";
+import { connectionInputSchema, SECRET_FIELDS } from "./connection";
 
 /** What the Pulumi engine sends in place of a value that is not known yet (during preview). */
 export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
@@ -73,7 +73,7 @@ export const mtu = z.number().int("must be a whole number").min(68, "must be at 
 /** Fields every link resource takes (DESIGN.md §1). */
 export const commonLinkFields = {
   /** How to reach the host. Defaults come from stack config (`netdev:host`, …). */
-  connection: connectionSchema.optional(),
+  connection: connectionInputSchema.optional(),
   /** Device name (1–15 characters). Changing it replaces the device. */
   name: ifname,
   /** Network namespace (on the host) the device lives in; default the host's own. Changing it replaces the device. */
@@ -117,7 +117,8 @@ function valueAt(obj: unknown, path: PropertyKey[]): unknown {
 function describe(path: PropertyKey[], value: unknown): string {
   if (path.some((k) => SECRET_FIELDS.has(String(k)))) return "[secret]";
   if (value === undefined) return "nothing";
-  const text = JSON.stringify(value);
+  // A union (e.g. sudo: { password }) fails as a whole: redact secrets nested in the value.
+  const text = JSON.stringify(value, (k, v) => (SECRET_FIELDS.has(k) ? "[secret]" : v));
   return text && text.length > 80 ? text.slice(0, 77) + "..." : String(text);
 }
 
@@ -137,9 +138,10 @@ export function validate<S extends z.ZodType>(schema: S, inputs: Record<string, 
   const failures: CheckFailure[] = [];
   for (const issue of result.error.issues) {
     const value = valueAt(inputs, issue.path);
-    if (containsUnknown(value)) continue;
-    if (issue.code === "custom" && containsUnknown(inputs) && (issue.params as { unknownSensitive?: boolean })?.unknownSensitive) continue;
     const prop = propertyName(issue.path);
+    // An unknown field is wrong whatever the placeholders elsewhere in the object resolve to.
+    if (issue.code !== "unrecognized_keys" && containsUnknown(value)) continue;
+    if (issue.code === "custom" && containsUnknown(inputs) && (issue.params as { unknownSensitive?: boolean })?.unknownSensitive) continue;
     let reason: string;
     if (issue.code === "unrecognized_keys") {
       reason = `unknown field${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `"${prop === "(inputs)" ? k : prop + "." + k}"`).join(", ")}`;

@@ -65,16 +65,22 @@ export const bridge = {
   },
   replaceOn: [],
   createArgv(d) {
-    return [
-      ipArgv(d.namespace, "link", "add", "name", d.name,
-        ...(d.mtu !== undefined ? ["mtu", String(d.mtu)] : []),
-        ...(d.macAddress ? ["address", d.macAddress] : []),
-        "type", "bridge", ...optionArgs(d, Object.keys(OPTIONS))),
-    ];
+    const add = ipArgv(d.namespace, "link", "add", "name", d.name,
+      ...(d.macAddress ? ["address", d.macAddress] : []),
+      "type", "bridge", ...optionArgs(d, Object.keys(OPTIONS)));
+    // An mtu given to `link add` is not marked as set by the user (BROPT_MTU_SET_BY_USER),
+    // so the kernel resets it to the ports' minimum as soon as the first port joins.
+    // Only `link set mtu` makes it stick.
+    return d.mtu !== undefined ? [add, ipArgv(d.namespace, "link", "set", "dev", d.name, "mtu", String(d.mtu))] : [add];
   },
-  readFields(link) {
+  readFields(link, { desired }) {
     const data = link.linkinfo?.info_data ?? {};
-    return Object.fromEntries(Object.entries(OPTIONS).map(([f, o]) => [f, o.fromKernel(data[o.ip])]));
+    const fields = Object.fromEntries(Object.entries(OPTIONS).map(([f, o]) => [f, o.fromKernel(data[o.ip])]));
+    // While kernel STP signals a topology change, the kernel ages entries out after
+    // 2 × forward_delay and reports that as ageing_time; the configured value is not
+    // readable until the change ends, so it is taken as asked.
+    if (data.stp_state === 1 && data.topology_change === 1) fields.ageingTime = desired.ageingTime;
+    return fields;
   },
   updateArgv(d, mismatches) {
     // Every bridge option is changeable in place (br_changelink); one per line.

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { connectionSchema } from "../connection";
+import { connectionInputSchema } from "../connection";
 import { checkInputs, diffInputs, makeId, resolveConnection, type ResourceRuntime, stripUndefined, transportFor } from "../engine";
 import { CommandError, NetdevError } from "../errors";
 import { ipArgv, parseJson, runChecked } from "../iproute/link";
@@ -8,7 +8,7 @@ import type { Transport } from "../transport/types";
 
 export const namespaceFields = {
   /** How to reach the host. Defaults come from stack config. */
-  connection: connectionSchema.optional(),
+  connection: connectionInputSchema.optional(),
   /** Namespace name (a file under /run/netns). Changing it replaces the namespace. */
   name: netnsName,
   /** Take over an existing namespace of this name instead of failing. Default false. */

@@ -40,12 +40,18 @@ export interface LinkKind {
   createArgv(d: Desired): string[][];
   /** The kind's inputs as the kernel reports them, in input units. */
   readFields(link: LinkJson, ctx: ReadContext): Promise<Record<string, unknown>> | Record<string, unknown>;
-  /** argv lines that change the kind's own fields in place, one change per line. */
-  updateArgv(d: Desired, mismatches: Mismatch[], link: LinkJson): string[][];
+  /**
+   * argv lines that change the kind's own fields in place, one change per line.
+   * `actual` is the kernel's view of every field (readFields plus the common
+   * ones), for plans that need more than the mismatched fields (a bond's slaves).
+   */
+  updateArgv(d: Desired, mismatches: Mismatch[], link: LinkJson, actual: Record<string, unknown>): string[][];
   /** Extra outputs (e.g. tapDevicePath). */
   outputs?(link: LinkJson, d: Desired): Record<string, unknown>;
   /** Does the kernel's value satisfy the wanted one? Default: deep equality. */
   satisfies?(field: string, desired: unknown, actual: unknown): boolean;
+  /** Checks other devices before create or update writes anything (e.g. ipvlan siblings sharing the parent's mode); throws to refuse. */
+  beforeWrite?(ctx: ReadContext): Promise<void>;
   /** Commands to run before deleting the device (e.g. releasing bond slaves). */
-  beforeDeleteArgv?(d: Desired, link: LinkJson): string[][];
+  beforeDeleteArgv?(d: Desired, link: LinkJson, ctx: ReadContext): string[][] | Promise<string[][]>;
 }

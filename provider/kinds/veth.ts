@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { commonLinkFields, ifname, netnsName } from "../schema";
+import { commonLinkFields, ifname, netnsName, UNKNOWN } from "../schema";
 import { ipArgv, isAdminUp, type LinkJson, linkAddresses, readLink } from "../iproute/link";
 import type { Desired, LinkKind, Mismatch } from "./types";
 
@@ -27,12 +27,18 @@ export const veth = {
     peerUp: z.boolean().default(true),
   },
   refine(v, ctx) {
-    if (v.peerName === v.name && (v.peerNamespace ?? v.namespace) === v.namespace)
+    // Two preview placeholders compare equal but may resolve to different namespaces.
+    if (v.peerName === v.name && (v.peerNamespace ?? v.namespace) === v.namespace && v.peerNamespace !== UNKNOWN)
       ctx.addIssue({ code: "custom", path: ["peerName"], message: `must differ from name ("${v.name}") when both ends are in the same namespace` });
     if (v.peerMaster !== undefined && v.peerMaster === v.peerName)
       ctx.addIssue({ code: "custom", path: ["peerMaster"], message: `must not be the peer itself ("${v.peerName}")` });
   },
   replaceOn: ["peerName", "peerNamespace"],
+  extraReplaces(olds, news) {
+    // Leaving peerNamespace out puts the peer with this end: compare where the peer ends up.
+    const moved = news.peerNamespace === undefined && (olds.peerNamespace ?? olds.namespace) !== news.namespace;
+    return moved ? ["peerNamespace"] : [];
+  },
   createArgv(d) {
     return [
       ipArgv(d.namespace, "link", "add", "name", d.name,

@@ -22,7 +22,7 @@ function hostMatches(pattern: string, names: string[]): boolean {
     const [, , salt, hash] = pattern.split("|");
     return names.some((n) => createHmac("sha1", Buffer.from(salt, "base64")).update(n).digest("base64") === hash);
   }
-  const re = new RegExp("^" + pattern.replace(/[.+^${}()|\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".") + "$");
+  const re = new RegExp("^" + pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".") + "$");
   return names.some((n) => re.test(n));
 }
 
@@ -31,6 +31,8 @@ export function checkKnownHosts(text: string, host: string, port: number, rawKey
   const names = port === 22 ? [host] : [`[${host}]:${port}`];
   const blob = rawKey.toString("base64");
   let listedOther = false;
+  let matched = false;
+  // Like OpenSSH, a @revoked line wins wherever it is in the file.
   for (const line of text.split("\n")) {
     const fields = line.trim().split(/\s+/);
     if (!fields[0] || fields[0].startsWith("#")) continue;
@@ -42,10 +44,10 @@ export function checkKnownHosts(text: string, host: string, port: number, rawKey
     if (!patterns.some((p) => !p.startsWith("!") && hostMatches(p, names))) continue;
     if (marker === "@revoked" && key === blob) return "revoked";
     if (marker) continue;
-    if (key === blob && type === keyType(rawKey)) return "match";
-    if (type === keyType(rawKey)) listedOther = true;
+    if (key === blob && type === keyType(rawKey)) matched = true;
+    else if (type === keyType(rawKey)) listedOther = true;
   }
-  return listedOther ? "mismatch" : "unknown";
+  return matched ? "match" : listedOther ? "mismatch" : "unknown";
 }
 
 export interface HostKeyPolicy {
@@ -58,7 +60,7 @@ export interface HostKeyPolicy {
 export function verifyHostKey(label: string, host: string, port: number, rawKey: Buffer, policy: HostKeyPolicy): string | undefined {
   if (policy.insecureSkipHostKeyCheck) return undefined;
   const fp = fingerprint(rawKey);
-  const howToPin = `To trust it, set connection.hostKey to "${fp}" (compare with \`ssh-keygen -lf /etc/ssh/ssh_host_${keyType(rawKey).replace(/^ssh-/, "")}_key.pub\` on the host) or add the host to known_hosts.`;
+  const howToPin = `To trust it, set connection.hostKey to "${fp}" (compare with \`ssh-keygen -lf /etc/ssh/ssh_host_${keyType(rawKey).replace(/^ssh-/, "").replace(/-sha2-nistp\d+$/, "")}_key.pub\` on the host) or add the host to known_hosts.`;
   if (policy.hostKey) {
     if (policy.hostKey.replace(/=+$/, "") === fp) return undefined;
     return `${label}: host key ${fp} (${keyType(rawKey)}) does not match the pinned connection.hostKey ${policy.hostKey}. Refusing to connect: the host may have been replaced or the connection intercepted.`;
