@@ -1,5 +1,11 @@
+export { Bond, type BondArgs } from "./bond";
 export { Bridge, type BridgeArgs } from "./bridge";
+export { IpvlanLink, type IpvlanLinkArgs } from "./ipvlanLink";
+export { MacvlanLink, type MacvlanLinkArgs } from "./macvlanLink";
+export { MacvtapLink, type MacvtapLinkArgs } from "./macvtapLink";
 export { Namespace, type NamespaceArgs } from "./namespace";
 export { TapDevice, type TapDeviceArgs } from "./tapDevice";
 export { VethPair, type VethPairArgs } from "./vethPair";
+export { Vlan, type VlanArgs } from "./vlan";
+export { Vxlan, type VxlanArgs } from "./vxlan";
 export type { ConnectionArgs } from "./types";

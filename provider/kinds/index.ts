@@ -1,13 +1,24 @@
 import { LinkEngine, type ResourceRuntime } from "../engine";
+import { bond } from "./bond";
 import { bridge } from "./bridge";
+import { ipvlan } from "./ipvlan";
+import { macvlan, macvtap } from "./macvlan";
 import { namespace } from "./netns";
 import { tuntap } from "./tuntap";
 import { veth } from "./veth";
+import { vlan } from "./vlan";
+import { vxlan } from "./vxlan";
 
 /** Resource class name → its runtime. One line per kind. */
 export const registry: Record<string, ResourceRuntime> = {
   Bridge: new LinkEngine(bridge),
   TapDevice: new LinkEngine(tuntap),
   VethPair: new LinkEngine(veth),
+  Vxlan: new LinkEngine(vxlan),
+  MacvlanLink: new LinkEngine(macvlan),
+  MacvtapLink: new LinkEngine(macvtap),
+  IpvlanLink: new LinkEngine(ipvlan),
+  Vlan: new LinkEngine(vlan),
+  Bond: new LinkEngine(bond),
   Namespace: namespace,
 };
