@@ -9,7 +9,9 @@ export function labConnection(lab: NetnsLab, h: NetnsHost) {
 export async function ipLink(h: { exec(argv: string[]): Promise<{ stdout: string; code: number; stderr: string }> }, dev: string, ns?: string): Promise<any | undefined> {
   const argv = ns ? ["ip", "-n", ns, "-j", "-d", "addr", "show", "dev", dev] : ["ip", "-j", "-d", "addr", "show", "dev", dev];
   const r = await h.exec(argv);
-  if (r.code !== 0) return undefined;
+  // Only the kernel's own "no such device" means absent; an ssh failure must not pass for it.
+  if (r.code !== 0 && /does not exist|Cannot find device/.test(r.stderr)) return undefined;
+  if (r.code !== 0) throw new Error(`${argv.join(" ")} failed (${r.code}): ${r.stderr}`);
   return JSON.parse(r.stdout)[0];
 }
 

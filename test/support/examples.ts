@@ -1,0 +1,195 @@
+// Test support for the example projects under examples/: lay out their node_modules,
+// compile them with the repo's TypeScript, and run the compiled program under Pulumi
+// mocks the way `pulumi up` would run it (by Node's own require, never vitest's
+// transform: the program must load the BUILT package `pulumi-netdev` by name).
+import { execFile } from "node:child_process";
+import * as fs from "node:fs";
+import { createRequire } from "node:module";
+import * as path from "node:path";
+import { captureRegistrations, type Registration } from "./provider-host";
+
+export const REPO_ROOT = path.resolve(__dirname, "../..");
+export const EXAMPLES_DIR = path.join(REPO_ROOT, "examples");
+
+/** Every example project (a directory with a Pulumi.yaml), sorted by name. */
+export function listExamples(): string[] {
+  return fs
+    .readdirSync(EXAMPLES_DIR, { withFileTypes: true })
+    .filter((e) => e.isDirectory() && fs.existsSync(path.join(EXAMPLES_DIR, e.name, "Pulumi.yaml")))
+    .map((e) => e.name)
+    .sort();
+}
+
+export function exampleDir(name: string): string {
+  return path.join(EXAMPLES_DIR, name);
+}
+
+/** The project name from Pulumi.yaml (what `new pulumi.Config()` namespaces keys with). */
+export function projectName(dir: string): string {
+  const m = /^name:\s*(\S+)\s*$/m.exec(fs.readFileSync(path.join(dir, "Pulumi.yaml"), "utf8"));
+  if (!m) throw new Error(`${dir}/Pulumi.yaml has no name`);
+  return m[1];
+}
+
+/** Fails with a clear message when dist/ (the built package) is missing or older than the sources. */
+export function assertBuilt(): void {
+  const built = path.join(REPO_ROOT, "dist/sdk/index.js");
+  if (!fs.existsSync(built) || !fs.existsSync(path.join(REPO_ROOT, "dist/provider/runtime.js")))
+    throw new Error("dist/ is missing: run `npx tsc -p tsconfig.json` at the repo root first (the examples load the built package)");
+}
+
+/**
+ * What `npm install` gives an example, as links into this repo so that the program,
+ * the SDK and the provider host all share ONE @pulumi/pulumi (the repo's):
+ *   node_modules/pulumi-netdev → repo root (npm links `file:../..` the same way)
+ *   node_modules/@pulumi, node_modules/@types → the repo's.
+ * An entry that resolves elsewhere (e.g. a real `npm install`, which brings its own
+ * copy of @pulumi/pulumi) is replaced: node_modules is a gitignored artifact.
+ */
+export function linkExampleDeps(dir: string): void {
+  const nm = path.join(dir, "node_modules");
+  fs.mkdirSync(nm, { recursive: true });
+  const links: [string, string][] = [
+    ["pulumi-netdev", REPO_ROOT],
+    ["@pulumi", path.join(REPO_ROOT, "node_modules/@pulumi")],
+    ["@types", path.join(REPO_ROOT, "node_modules/@types")],
+  ];
+  for (const [entry, target] of links) {
+    const at = path.join(nm, entry);
+    let current: string | undefined;
+    try {
+      current = fs.realpathSync(at);
+    } catch {
+      current = undefined;
+    }
+    if (current === fs.realpathSync(target)) continue;
+    fs.rmSync(at, { recursive: true, force: true });
+    fs.symlinkSync(target, at, "dir");
+  }
+}
+
+/** Runs the repo's tsc on an example's tsconfig.json; emits bin/ unless noEmit. */
+export function compileExample(dir: string, opts: { noEmit?: boolean } = {}): Promise<{ ok: boolean; output: string; ms: number }> {
+  const tsc = path.join(REPO_ROOT, "node_modules/typescript/bin/tsc");
+  const argv = [tsc, "-p", path.join(dir, "tsconfig.json"), "--pretty", "false", ...(opts.noEmit ? ["--noEmit"] : [])];
+  const t0 = Date.now();
+  return new Promise((resolve) =>
+    execFile(process.execPath, argv, { cwd: dir, encoding: "utf8", timeout: 120_000 }, (err, stdout, stderr) =>
+      resolve({ ok: !err, output: (stdout + stderr).trim(), ms: Date.now() - t0 }),
+    ),
+  );
+}
+
+export interface ExampleRegistration extends Registration {
+  /** RegisterResourceRequest.additionalSecretOutputs as the SDK sent it. */
+  additionalSecretOutputs: string[];
+  /** URNs of the resources this one depends on (RegisterResourceRequest.dependencies). */
+  dependencies: string[];
+}
+
+export interface ExampleRun {
+  registrations: ExampleRegistration[];
+  /** The program's stack outputs (its module exports), resolved; undefined values are absent. */
+  outputs: Record<string, any>;
+  /** Names of the program's stack outputs (its module exports). */
+  exportNames: string[];
+}
+
+/**
+ * Stands in for the engine while the program runs: given a registration (inputs plain,
+ * secrets unwrapped), returns the resource's id and output state, which the program then
+ * sees (e.g. by calling the real provider host's Check and Create). Default: echo inputs.
+ */
+export type Engine = (reg: { type: string; name: string; urn: string; inputs: Record<string, any> }) => Promise<{ id: string; state: Record<string, any> }>;
+
+/**
+ * Runs `program` under pulumi.runtime.setMocks (through captureRegistrations) with the
+ * @pulumi/pulumi that `dir` resolves, as `pulumi up` of a new stack would. `config` holds
+ * stack config with fully-qualified keys; structured values are JSON text, as the CLI
+ * passes them. With `engine`, each registration's state comes from it instead of an echo.
+ */
+export async function runProgram(
+  dir: string,
+  program: () => Record<string, any> | Promise<Record<string, any>>,
+  opts: { config?: Record<string, string>; engine?: Engine } = {},
+): Promise<ExampleRun> {
+  const pulumi = createRequire(path.join(dir, "index.js"))("@pulumi/pulumi");
+  const project = projectName(dir);
+  const stack = "dev";
+  const extra = new Map<string, { additionalSecretOutputs: string[]; dependencies: string[] }>();
+  let exportsOfProgram: Record<string, any> = {};
+  const registrations = await captureRegistrations(
+    dir,
+    async () => {
+      const monitor = pulumi.runtime.getMonitor();
+      // The mock monitor does not pass resource options to the mocks: read them off the request.
+      const register = monitor.registerResource.bind(monitor);
+      monitor.registerResource = (r: any, cb: any) => {
+        extra.set(`${r.getType()}::${r.getName()}`, {
+          additionalSecretOutputs: r.getAdditionalsecretoutputsList(),
+          dependencies: r.getDependenciesList(),
+        });
+        return register(r, cb);
+      };
+      if (opts.engine) {
+        const engine = opts.engine;
+        const mocks = monitor.mocks;
+        monitor.mocks = {
+          ...mocks,
+          async newResource(args: any) {
+            await mocks.newResource(args); // keeps captureRegistrations' record
+            const inputs = unwrapSecrets(args.inputs ?? {});
+            const urn = `urn:pulumi:${stack}::${project}::${args.type}::${args.name}`;
+            return engine({ type: args.type, name: args.name, urn, inputs });
+          },
+        };
+      }
+      exportsOfProgram = await program();
+    },
+    { project, stack, config: opts.config ?? {} },
+  );
+  const outputs: Record<string, any> = {};
+  for (const [k, v] of Object.entries(exportsOfProgram)) outputs[k] = await pulumi.output(v).promise();
+  return {
+    registrations: registrations.map((r) => ({ ...r, ...(extra.get(`${r.type}::${r.name}`) ?? { additionalSecretOutputs: [], dependencies: [] }) })),
+    outputs,
+    exportNames: Object.keys(exportsOfProgram),
+  };
+}
+
+/** Runs an example's compiled program (bin/index.js): its module exports are the stack outputs. */
+export async function runExample(dir: string, opts: { config?: Record<string, string>; engine?: Engine } = {}): Promise<ExampleRun> {
+  const main = path.join(dir, "bin/index.js");
+  if (!fs.existsSync(main)) throw new Error(`${main} is missing: compile the example first`);
+  const req = createRequire(main);
+  // Node's own require (never vitest's transform); a previous run's module must not be reused.
+  for (const key of Object.keys(req.cache)) if (key.startsWith(path.join(dir, "bin") + path.sep)) delete req.cache[key];
+  return runProgram(dir, () => req("./index.js"), opts);
+}
+
+const SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d";
+
+/** Replaces Pulumi's secret wrappers by their values (the dynamic provider host gets plain values). */
+function unwrapSecrets(v: any): any {
+  if (Array.isArray(v)) return v.map(unwrapSecrets);
+  if (v !== null && typeof v === "object") {
+    if (SECRET_SIG_KEY in v) return unwrapSecrets(v.value);
+    return Object.fromEntries(Object.entries(v).map(([k, e]) => [k, unwrapSecrets(e)]));
+  }
+  return v;
+}
+
+/**
+ * The stack config of an example's Pulumi.<stack>.yaml: key → scalar text (quotes
+ * removed), or undefined for structured values. Enough for the flat files we ship.
+ */
+export function stackConfig(dir: string, stack = "dev"): Record<string, string | undefined> {
+  const text = fs.readFileSync(path.join(dir, `Pulumi.${stack}.yaml`), "utf8");
+  const body = text.split(/^config:\s*$/m)[1] ?? "";
+  const out: Record<string, string | undefined> = {};
+  for (const m of body.matchAll(/^ {2}([A-Za-z0-9_-]+:[A-Za-z0-9_]+):[ \t]*(.*)$/gm)) {
+    const raw = m[2].trim();
+    out[m[1]] = raw === "" ? undefined : raw.replace(/^"(.*)"$/, "$1").replace(/^'(.*)'$/, "$1");
+  }
+  return out;
+}
