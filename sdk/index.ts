@@ -8,4 +8,5 @@ export { TapDevice, type TapDeviceArgs } from "./tapDevice";
 export { VethPair, type VethPairArgs } from "./vethPair";
 export { Vlan, type VlanArgs } from "./vlan";
 export { Vxlan, type VxlanArgs } from "./vxlan";
+export { VxlanFabric, type VxlanFabricArgs, type VxlanFabricHost, type VxlanFabricHostOutputs } from "./vxlanFabric";
 export type { ConnectionArgs } from "./types";

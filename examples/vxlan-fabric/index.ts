@@ -4,13 +4,15 @@
 // host also gets an endpoint: a namespace whose eth0 is a veth into the bridge, with
 // an address on the overlay.
 //
-//    node1                          node2                          node3
-//   ┌──────────────────────┐       ┌──────────────────────┐       ┌──────────────────────┐
-//   │ ep-node1: eth0       │       │ ep-node2: eth0       │       │ ep-node3: eth0       │
-//   │  192.0.2.1/24        │       │  192.0.2.2/24        │       │  192.0.2.3/24        │
-//   │   │ (veth ep0)       │       │   │ (veth ep0)       │       │   │ (veth ep0)       │
-//   │ brvx42 ── vx42 ──────┼─ UDP 4789 over the underlay ─┼──────── vx42 ── brvx42     │
-//   └──────────────────────┘       └──────────────────────┘       └──────────────────────┘
+//      node1                     node2                     node3
+//   ep-node1 (namespace)      ep-node2                  ep-node3
+//     eth0 192.0.2.1/24         eth0 192.0.2.2/24         eth0 192.0.2.3/24
+//      │ veth                    │                         │
+//     ep0                       ep0                       ep0
+//      │                         │                         │
+//   brvx42 ─ vx42             brvx42 ─ vx42             brvx42 ─ vx42
+//              │                         │                         │
+//   ═══════════╧══ underlay (IPv4 or IPv6): UDP 4789, every pair ═══╧═══
 //
 // Try it: on node1, `ip netns exec ep-node1 ping 192.0.2.3`. Adding a host to
 // `vxlan-fabric:hosts` creates its devices and adds it to the other hosts' lists in
@@ -62,7 +64,7 @@ const fabric = new netdev.VxlanFabric("fabric", {
   })),
 });
 
-const endpoints = hosts.map((h, i) => {
+const attached = hosts.map((h, i) => {
   const connection = connectionOf(h);
   // Namespace names are host-wide: "ep-<name>" keeps hosts that share a machine apart.
   const ns = new netdev.Namespace(`${h.name}-endpoint-ns`, { connection, name: `ep-${h.name}` });
@@ -84,4 +86,4 @@ export const fabricHosts = fabric.hosts;
 /** The overlay's MTU, bytes. */
 export const mtu = fabric.mtu;
 /** Per host: the endpoint's namespace, overlay address, and eth0's ifindex and MAC. */
-export const endpointList = endpoints;
+export const endpoints = attached;

@@ -30,7 +30,19 @@ const EXPECTED: Record<string, { resources: Record<string, number>; exports: str
     exports: ["bondIfindex", "vlanInterfaces"],
     config: { "vlan-on-bond:nics": JSON.stringify(["ens3", "ens4"]) },
   },
+  "vxlan-fabric": {
+    resources: { Bridge: 3, Vxlan: 3, Namespace: 3, VethPair: 3 },
+    exports: ["fabricHosts", "endpoints", "mtu"],
+    config: {
+      "vxlan-fabric:hosts": JSON.stringify(
+        [1, 2, 3].map((i) => ({ name: `node${i}`, host: `203.0.113.1${i}`, hostKey: "SHA256:" + "A".repeat(43), endpoint: `192.0.2.${i}/24` })),
+      ),
+    },
+  },
 };
+
+/** Examples whose resources each name their own host (several hosts), so the connection is per resource. */
+const MULTI_HOST = new Set(["vxlan-fabric"]);
 
 /** Connection keys the provider reads from stack config (provider/connection.ts). */
 const NETDEV_KEYS = ["host", "port", "user", "privateKey", "privateKeyPath", "passphrase", "password", "agent", "hostKey", "knownHostsPath", "insecureSkipHostKeyCheck", "sudo", "connectTimeoutMs", "bastion"];
@@ -70,10 +82,18 @@ describe("example projects", () => {
     for (const x of examples) {
       const cfg = stackConfig(exampleDir(x));
       const netdevKeys = Object.keys(cfg).filter((k) => k.startsWith("netdev:"));
-      expect(netdevKeys, x).toEqual(expect.arrayContaining(["netdev:host", "netdev:user", "netdev:hostKey"]));
       for (const k of netdevKeys) expect(NETDEV_KEYS, `${x}: ${k}`).toContain(k.slice("netdev:".length));
       // A copied example must never point at somebody's real machine: RFC 5737 documentation range.
-      expect(cfg["netdev:host"], x).toMatch(/^(192\.0\.2|198\.51\.100|203\.0\.113)\.\d+$/);
+      const documentationHost = /^(192\.0\.2|198\.51\.100|203\.0\.113)\.\d+$/;
+      if (MULTI_HOST.has(x)) {
+        const raw = fs.readFileSync(path.join(exampleDir(x), "Pulumi.dev.yaml"), "utf8");
+        const hosts = [...raw.matchAll(/^\s+host: (\S+)$/gm)].map((m) => m[1]);
+        expect(hosts.length, x).toBeGreaterThan(1);
+        for (const h of hosts) expect(h, x).toMatch(documentationHost);
+        continue;
+      }
+      expect(netdevKeys, x).toEqual(expect.arrayContaining(["netdev:host", "netdev:user", "netdev:hostKey"]));
+      expect(cfg["netdev:host"], x).toMatch(documentationHost);
       for (const k of Object.keys(cfg).filter((k) => !k.startsWith("netdev:"))) expect(k.startsWith(`${x}:`), `${x}: ${k}`).toBe(true);
     }
   });
@@ -103,6 +123,7 @@ describe("example projects", () => {
 
         const checks: { name: string; failures: unknown[] }[] = [];
         const engine: Engine = async (reg) => {
+          if (!reg.type.startsWith(TYPE_PREFIX)) return { id: "", state: {} }; // a component: nothing to check
           const checked = await host!.check(reg.urn, {}, reg.inputs);
           checks.push({ name: reg.name, failures: checked.failures });
           return { id: `${reg.name}-id`, state: checked.inputs };
@@ -113,15 +134,18 @@ describe("example projects", () => {
 
         expect(checks.filter((c) => c.failures.length > 0)).toEqual([]);
         const counts: Record<string, number> = {};
-        for (const r of run.registrations) {
+        // Components (VxlanFabric) group resources; only custom resources reach the provider.
+        const custom = run.registrations.filter((r) => r.custom);
+        for (const r of custom) {
           expect(r.type.startsWith(TYPE_PREFIX), r.type).toBe(true);
           const cls = r.type.slice(TYPE_PREFIX.length);
           counts[cls] = (counts[cls] ?? 0) + 1;
           expect(r.custom).toBe(true);
           // The hand-written shim: requires the runtime by its stable subpath, for this class.
           expect(r.inputs.__provider).toBe(`exports.handler=function(){return require("pulumi-netdev/runtime").provider(${JSON.stringify(cls)})};`);
-          // Examples rely on stack config for the connection…
-          expect(r.inputs.connection).toBeUndefined();
+          // Single-host examples rely on stack config for the connection…
+          if (!MULTI_HOST.has(x)) expect(r.inputs.connection).toBeUndefined();
+          else expect(Object.keys(r.inputs.connection).sort()).toEqual(["host", "hostKey"]);
           // …and the SDK keeps any connection a secret in state.
           expect(r.additionalSecretOutputs).toContain("connection");
         }
@@ -177,6 +201,25 @@ function expectWiring(x: string, run: Awaited<ReturnType<typeof runExample>>) {
         dependsOn(v, bond);
       }
       expect(of("Vlan").map((v) => v.inputs.vlanId).sort()).toEqual([10, 20]);
+      break;
+    }
+    case "vxlan-fabric": {
+      const bridges = of("Bridge");
+      const vxlans = of("Vxlan");
+      const addresses = ["203.0.113.11", "203.0.113.12", "203.0.113.13"];
+      for (const vx of vxlans) {
+        const host = vx.inputs.connection.host;
+        const br = bridges.find((b) => b.inputs.connection.host === host)!;
+        expect(vx.inputs).toMatchObject({ vni: 42, local: host, learning: false, dstPort: 4789, master: br.inputs.name, mtu: 1450 });
+        // Head-end replication to every other host, never to itself.
+        expect(vx.inputs.remotes).toEqual(addresses.filter((a) => a !== host));
+        dependsOn(vx, br);
+      }
+      for (const v of of("VethPair")) {
+        const br = bridges.find((b) => b.inputs.connection.host === v.inputs.connection.host)!;
+        expect(v.inputs).toMatchObject({ peerName: "eth0", master: br.inputs.name, peerMtu: 1450 });
+        dependsOn(v, br);
+      }
       break;
     }
   }
