@@ -13,5 +13,11 @@ export interface RunOptions {
 export interface Transport {
   /** Host label used in error messages (never contains credentials). */
   readonly label: string;
+  /**
+   * Transports with the same key reach the same host with the same privileges, so
+   * commands of concurrent operations may be combined into one (provider/batching.ts).
+   * Absent: never combined.
+   */
+  readonly batchKey?: string;
   run(argv: string[], opts?: RunOptions): Promise<RunResult>;
 }

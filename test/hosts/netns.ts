@@ -47,9 +47,44 @@ export interface NetnsHost {
   startSshd(): Promise<void>;
 }
 
+/** A non-root login user a lab creates on this machine (the hosts share its /etc). */
+export interface LabUserSpec {
+  /** Appended to the lab id: the login name is `<id>-<suffix>`. Lower-case letters and digits. */
+  suffix: string;
+  /** Login password (also what `sudo` asks for). Password logins need `PasswordAuthentication yes` in `sshdConfig`. */
+  password: string;
+  /** Right-hand side of a sudoers rule for this user, e.g. "ALL=(root) NOPASSWD: /usr/sbin/ip"; none by default. */
+  sudo?: string;
+}
+
+export interface LabUser {
+  name: string;
+  password: string;
+}
+
+export interface NetnsLabOptions {
+  hosts: number;
+  id?: string;
+  subnet?: number;
+  /**
+   * Non-root users, created with useradd and removed by destroy() (and by
+   * cleanupStaleLabs after a crash). They log in with the lab's key or their password.
+   */
+  users?: LabUserSpec[];
+  /**
+   * Extra sshd_config lines for every host, placed before the lab's defaults
+   * because sshd keeps the first value it reads for a keyword (so
+   * "PasswordAuthentication yes" overrides the default "no"; "Port 2222" adds a
+   * second port). No Match blocks.
+   */
+  sshdConfig?: string[];
+}
+
 export interface NetnsLab {
   id: string;
   hosts: NetnsHost[];
+  /** The users asked for in NetnsLabOptions.users, in the same order. */
+  users: LabUser[];
   underlayBridge: string;
   knownHostsPath: string;
   privateKeyPath: string;
@@ -240,6 +275,8 @@ interface LabState {
   hosts: Map<number, HostState>;
   nextIndex: number;
   destroyed: boolean;
+  users: string[];
+  sshdConfig: string[];
 }
 
 const liveLabs = new Set<LabState>();
@@ -256,6 +293,9 @@ function teardownSync(lab: LabState): void {
   liveLabs.delete(lab);
   for (const h of lab.hosts.values()) teardownHostSync(h);
   lab.hosts.clear();
+  // After the hosts: userdel refuses a user that still has (session) processes.
+  for (const user of lab.users) trySync("userdel", [user]);
+  fs.rmSync(sudoersFile(lab.id), { force: true });
   trySync("ip", ["link", "del", lab.bridge]);
   fs.rmSync(lab.dir, { recursive: true, force: true });
 }
@@ -303,6 +343,16 @@ function newId(): string {
 // Interface names are limited to 15 bytes (IFNAMSIZ - 1). The longest we build is
 // "<id>h<index>" with index up to 253, so ids are limited to 11 characters.
 const ID_RE = /^[a-z][a-z0-9]{0,10}$/;
+
+function sudoersFile(id: string): string {
+  // No dot in the name: sudo skips files in sudoers.d whose name contains one.
+  return `/etc/sudoers.d/pulumi-netdev-${id}`;
+}
+
+/** useradd's comment field; cleanupStaleLabs finds a crashed lab's users by it. */
+function userComment(id: string): string {
+  return `pulumi-netdev-lab ${id}`;
+}
 
 function stateDir(id: string): string {
   return path.join(os.tmpdir(), STATE_PREFIX + id);
@@ -367,8 +417,9 @@ async function fingerprint(pubFile: string): Promise<string> {
   return fp;
 }
 
-function sshdConfig(dir: string, authorizedKeys: string): string {
+function sshdConfig(dir: string, authorizedKeys: string, extra: string[]): string {
   return [
+    ...extra,
     "ListenAddress 0.0.0.0",
     "Port 22",
     `HostKey ${path.join(dir, "host_ed25519")}`,
@@ -388,6 +439,12 @@ function sshdConfig(dir: string, authorizedKeys: string): string {
     "MaxSessions 10",
     "PrintMotd no",
     "PrintLastLog no",
+    // bash sources ~/.bashrc when it sees it was started by sshd (SSH_CLIENT set,
+    // SHLVL below 2), so every command would run the machine's root dotfiles (here:
+    // a `pyenv init` that serialises concurrent shells on a lock for up to 60 s
+    // and writes to stderr). SHLVL=1 makes bash skip it. A test that wants rc
+    // files read passes sshdConfig ["SetEnv SHLVL=0"] (sshd keeps the first SetEnv).
+    "SetEnv SHLVL=1",
     "LogLevel ERROR",
     "",
   ].join("\n");
@@ -437,12 +494,19 @@ function logTail(file: string): string {
 // ---------------------------------------------------------------------------
 // the lab
 
-export async function startNetnsLab(opts: { hosts: number; id?: string; subnet?: number }): Promise<NetnsLab> {
+export async function startNetnsLab(opts: NetnsLabOptions): Promise<NetnsLab> {
   const pre = netnsPrerequisites();
   if (!pre.ok) throw new Error(`network-namespace test hosts need: ${pre.missing.join(", ")}`);
   if (!Number.isInteger(opts.hosts) || opts.hosts < 0 || opts.hosts > 253) throw new Error(`hosts must be 0..253, got ${opts.hosts}`);
   if (opts.subnet !== undefined && (!Number.isInteger(opts.subnet) || opts.subnet < 0 || opts.subnet > 255)) {
     throw new Error(`subnet must be 0..255, got ${opts.subnet}`);
+  }
+  for (const u of opts.users ?? []) {
+    if (!/^[a-z][a-z0-9]{0,19}$/.test(u.suffix)) throw new Error(`user suffix ${JSON.stringify(u.suffix)} must match /^[a-z][a-z0-9]{0,19}$/`);
+    if (/[\n:]/.test(u.password) || (u.sudo !== undefined && /\n/.test(u.sudo))) throw new Error(`user ${u.suffix}: password or sudo rule contains a newline or colon`);
+  }
+  for (const line of opts.sshdConfig ?? []) {
+    if (/\n/.test(line) || /^\s*match\b/i.test(line)) throw new Error(`sshdConfig line ${JSON.stringify(line)}: one line each, no Match blocks`);
   }
 
   // Claim the id atomically: mkdir fails if another lab (any process) has it.
@@ -465,6 +529,8 @@ export async function startNetnsLab(opts: { hosts: number; id?: string; subnet?:
     hosts: new Map(),
     nextIndex: 1,
     destroyed: false,
+    users: [],
+    sshdConfig: opts.sshdConfig ?? [],
   };
   // Written before anything else exists, so every kernel object with this id has an owner record.
   fs.writeFileSync(
@@ -482,6 +548,7 @@ export async function startNetnsLab(opts: { hosts: number; id?: string; subnet?:
     fs.writeFileSync(knownHostsPath, "");
     // sshd's privilege-separation directory; Debian's ssh.service normally creates it.
     fs.mkdirSync("/run/sshd", { recursive: true, mode: 0o755 });
+    const users = await createUsers(lab, opts.users ?? []);
 
     await must("ip", ["link", "add", lab.bridge, "type", "bridge"]);
     await must("ip", ["link", "set", lab.bridge, "up"]);
@@ -524,6 +591,7 @@ export async function startNetnsLab(opts: { hosts: number; id?: string; subnet?:
     return {
       id,
       hosts,
+      users,
       underlayBridge: lab.bridge,
       knownHostsPath,
       privateKeyPath,
@@ -546,6 +614,39 @@ export async function startNetnsLab(opts: { hosts: number; id?: string; subnet?:
     teardownSync(lab);
     throw e;
   }
+}
+
+/**
+ * Users live in this machine's /etc, shared by every namespace host. sshd reads
+ * AuthorizedKeysFile as the logging-in user, so the lab dir becomes traversable
+ * (its secrets stay 0600).
+ */
+async function createUsers(lab: LabState, specs: LabUserSpec[]): Promise<LabUser[]> {
+  if (specs.length === 0) return [];
+  fs.chmodSync(lab.dir, 0o711);
+  const users: LabUser[] = [];
+  const rules: string[] = [];
+  for (const spec of specs) {
+    const name = `${lab.id}-${spec.suffix}`;
+    lab.users.push(name); // before useradd, so a failure part-way is torn down
+    await must("useradd", ["--no-create-home", "--home-dir", "/", "--shell", "/bin/sh", "--comment", userComment(lab.id), name]);
+    // chpasswd reads "name:password" on stdin, so the password is never in an argv.
+    execFileSync("chpasswd", [], { input: `${name}:${spec.password}\n`, stdio: ["pipe", "ignore", "pipe"] });
+    if (spec.sudo !== undefined) rules.push(`${name} ${spec.sudo}`);
+    users.push({ name, password: spec.password });
+  }
+  if (rules.length > 0) {
+    // Checked before it is moved into place: a broken sudoers.d file breaks sudo for the whole machine.
+    const tmp = `${sudoersFile(lab.id)}.new`;
+    fs.writeFileSync(tmp, rules.join("\n") + "\n", { mode: 0o440 });
+    const check = await run("visudo", ["-c", "-q", "-f", tmp]);
+    if (check.code !== 0) {
+      fs.rmSync(tmp, { force: true });
+      throw new Error(`invalid sudo rule: ${check.stdout.trim()} ${check.stderr.trim()}`);
+    }
+    fs.renameSync(tmp, sudoersFile(lab.id));
+  }
+  return users;
 }
 
 function hostIndex(lab: LabState, h: NetnsHost): number {
@@ -592,7 +693,7 @@ async function createHost(lab: LabState, index: number, privateKeyPath: string):
 
   await keygen(path.join(dir, "host_ed25519"), `${ns}`);
   host.connection.hostKey = await fingerprint(path.join(dir, "host_ed25519.pub"));
-  fs.writeFileSync(path.join(dir, "sshd_config"), sshdConfig(dir, path.join(lab.dir, "authorized_keys")));
+  fs.writeFileSync(path.join(dir, "sshd_config"), sshdConfig(dir, path.join(lab.dir, "authorized_keys"), lab.sshdConfig));
 
   await must("ip", ["netns", "add", ns]);
   await must("ip", ["link", "add", rootVeth, "type", "veth", "peer", "name", "eth0", "netns", ns]);
@@ -670,8 +771,38 @@ export async function cleanupStaleLabs(prefix: string = DEFAULT_ID_PREFIX): Prom
     return [...stale].some((id) => cfg.startsWith(stateDir(id) + path.sep));
   });
 
+  // Users created by a lab carry its id in their comment field (see createUsers).
+  const users: string[] = [];
+  try {
+    for (const line of fs.readFileSync("/etc/passwd", "utf8").split("\n")) {
+      const [name, , , , comment] = line.split(":");
+      const m = /^pulumi-netdev-lab (\S+)$/.exec(comment ?? "");
+      if (m && isOurs(m[1]) && !isLive(m[1])) {
+        stale.add(m[1]);
+        users.push(name);
+      }
+    }
+  } catch {
+    /* no /etc/passwd to read */
+  }
+  let sudoers: string[] = [];
+  try {
+    sudoers = fs.readdirSync("/etc/sudoers.d");
+  } catch {
+    /* sudo is not installed */
+  }
+  for (const entry of sudoers) {
+    const m = /^pulumi-netdev-([a-z0-9]+)(\.new)?$/.exec(entry);
+    if (m && isOurs(m[1]) && !isLive(m[1])) stale.add(m[1]);
+  }
+
   killAndWaitSync([...namespaces.flatMap(({ ns }) => pidsInNetns(ns)), ...sshds]);
   for (const name of rootLinks) trySync("ip", ["link", "del", name]);
   for (const { ns } of namespaces) trySync("ip", ["netns", "del", ns]);
+  for (const name of users) trySync("userdel", [name]);
+  for (const id of stale) {
+    fs.rmSync(sudoersFile(id), { force: true });
+    fs.rmSync(`${sudoersFile(id)}.new`, { force: true });
+  }
   for (const id of stale) fs.rmSync(stateDir(id), { recursive: true, force: true });
 }

@@ -1,0 +1,117 @@
+import { randomBytes } from "node:crypto";
+import type { Client, ClientChannel } from "ssh2";
+import { shellCommand } from "./quote";
+import type { RunResult } from "./types";
+
+/**
+ * A long-lived `sh` on one SSH session channel that runs commands one at a time.
+ *
+ * Why: an SSH exec is a new session each time: sshd forks, the login shell
+ * starts and reads its rc files (Debian's bash reads ~/.bashrc for SSH commands).
+ * That costs tens of milliseconds per command on a plain host and half a second
+ * on one whose rc file runs pyenv, conda or nvm — more than the `ip` command
+ * itself by orders of magnitude. A worker shell pays it once; each command then
+ * costs one `sh -c`.
+ *
+ * Each command still runs as `sh -c '<command>'` with its own stdin, stdout,
+ * stderr and exit status, as an exec channel would run it under a POSIX login
+ * shell. Framing: stdin is a here-document with a random delimiter (or
+ * /dev/null); once the command has exited the worker prints "\n<marker> <status>\n"
+ * on stdout and "\n<marker>\n" on stderr. Markers are unique per command and
+ * start with a random part per shell, so no output can imitate them.
+ */
+export class RemoteShell {
+  private out: Buffer = Buffer.alloc(0);
+  private err: Buffer = Buffer.alloc(0);
+  private pending?: { marker: string; resolve: (r: RunResult) => void; reject: (e: Error) => void };
+  private closed = false;
+  private readonly id = `ND${randomBytes(12).toString("hex")}x`;
+  private seq = 0;
+
+  private constructor(
+    private readonly channel: ClientChannel,
+    private readonly lost: () => Error,
+  ) {
+    channel.on("data", (d: Buffer) => {
+      this.out = this.out.length ? Buffer.concat([this.out, d]) : d;
+      this.settle();
+    });
+    channel.stderr.on("data", (d: Buffer) => {
+      this.err = this.err.length ? Buffer.concat([this.err, d]) : d;
+      this.settle();
+    });
+    channel.on("error", () => undefined); // the close that follows reports it
+    channel.on("close", () => {
+      this.closed = true;
+      const p = this.pending;
+      this.pending = undefined;
+      p?.reject(this.lost());
+    });
+  }
+
+  /**
+   * Opens a session running `sh` and waits until it answers, dropping whatever
+   * the login shell's rc files printed. Rejects with `notStarted` set when the
+   * session never opened or ended before answering: no command ran, so the
+   * caller may retry.
+   */
+  static open(client: Client, lost: () => Error): Promise<RemoteShell> {
+    return new Promise((resolve, reject) => {
+      const notStarted = (err: Error) => reject(Object.assign(err, { notStarted: true }));
+      try {
+        client.exec("exec sh", (err, channel) => {
+          if (err) return notStarted(err);
+          // Listeners go on right here, not after an await, so no event is missed.
+          const shell = new RemoteShell(channel, lost);
+          shell.send(undefined, undefined).then(() => resolve(shell), notStarted);
+        });
+      } catch (err) {
+        notStarted(err as Error);
+      }
+    });
+  }
+
+  get usable(): boolean {
+    return !this.closed && !this.pending;
+  }
+
+  /** Runs one command string; rejects (without retrying) if the session ends before it finished. */
+  run(command: string, stdin: string | undefined): Promise<RunResult> {
+    if (!this.usable) return Promise.reject(this.lost());
+    return this.send(command, stdin);
+  }
+
+  private send(command: string | undefined, stdin: string | undefined): Promise<RunResult> {
+    const marker = `${this.id}${this.seq++}`;
+    let script = "";
+    if (command !== undefined) {
+      script += shellCommand(["sh", "-c", command]);
+      // A here-document is text: it always ends with a newline.
+      script += stdin === undefined ? " </dev/null\n" : ` <<'${marker}'\n${stdin}${stdin === "" || stdin.endsWith("\n") ? "" : "\n"}${marker}\n`;
+    }
+    script += `printf '\\n${marker} %d\\n' "$?"; printf '\\n${marker}\\n' >&2\n`;
+    return new Promise((resolve, reject) => {
+      this.pending = { marker, resolve, reject };
+      this.channel.write(script);
+    });
+  }
+
+  private settle(): void {
+    const p = this.pending;
+    if (!p) return;
+    const status = this.out.indexOf(`\n${p.marker} `);
+    if (status < 0) return;
+    const eol = this.out.indexOf("\n", status + p.marker.length + 2);
+    const errEnd = this.err.indexOf(`\n${p.marker}\n`);
+    if (eol < 0 || errEnd < 0) return;
+    const result: RunResult = {
+      stdout: this.out.subarray(0, status).toString("utf8"),
+      stderr: this.err.subarray(0, errEnd).toString("utf8"),
+      code: Number(this.out.subarray(status + p.marker.length + 2, eol).toString("ascii")),
+    };
+    this.out = this.out.subarray(eol + 1);
+    this.err = this.err.subarray(errEnd + p.marker.length + 2);
+    this.pending = undefined;
+    p.resolve(result);
+  }
+}
