@@ -1,3 +1,4 @@
+import { submit } from "../batching";
 import { CommandError, NotFoundError } from "../errors";
 import { canonicalIp } from "../schema";
 import type { Transport } from "../transport/types";
@@ -42,8 +43,72 @@ export async function runChecked(t: Transport, argv: string[], stdin?: string): 
   return r.stdout;
 }
 
-/** The device's details and addresses, or undefined when it (or its namespace) does not exist. */
+/**
+ * The device's details and addresses, or undefined when it (or its namespace) does
+ * not exist. On a transport with a batchKey, reads of one namespace that wait at
+ * the same time share one `ip` invocation (provider/batching.ts).
+ */
 export async function readLink(t: Transport, namespace: string | undefined, name: string): Promise<LinkJson | undefined> {
+  if (t.batchKey && PLAIN_NAME.test(name)) return readShared(t, namespace, name);
+  return readOne(t, namespace, name);
+}
+
+/** A name `ip -batch` reads back as one token. */
+const PLAIN_NAME = /^[A-Za-z0-9_.+-]+$/;
+
+interface ReadJob {
+  t: Transport;
+  name: string;
+  resolve(link: LinkJson | undefined): void;
+  reject(err: unknown): void;
+}
+
+function readShared(t: Transport, namespace: string | undefined, name: string): Promise<LinkJson | undefined> {
+  return new Promise((resolve, reject) =>
+    submit<ReadJob>(`${t.batchKey}\nread\n${namespace ?? ""}`, { t, name, resolve, reject }, (jobs) => readJobs(namespace, jobs)),
+  );
+}
+
+/**
+ * Several reads as one `ip -j -d -force -batch -`, one `addr show dev X` line each:
+ * every line prints its own JSON array, and -force goes on past a device that
+ * does not exist (reads change nothing), reporting it as "Command failed -:N".
+ */
+async function readJobs(namespace: string | undefined, jobs: ReadJob[]): Promise<void> {
+  if (jobs.length === 1) {
+    const [job] = jobs;
+    return readOne(job.t, namespace, job.name).then(job.resolve, job.reject);
+  }
+  const t = jobs[0].t;
+  const names = [...new Set(jobs.map((j) => j.name))];
+  const argv = ipArgv(namespace, "-j", "-d", "-force", "-batch", "-");
+  const r = await t.run(argv, { stdin: names.map((n) => `addr show dev ${n}`).join("\n") + "\n" });
+  const lineErrors = new Map<number, string>();
+  for (const m of r.stderr.matchAll(/([\s\S]*?)Command failed -:(\d+)\n?/g)) lineErrors.set(Number(m[2]), m[1].trim());
+  if (r.code !== 0 && lineErrors.size === 0) {
+    // The invocation itself failed, e.g. the namespace does not exist.
+    if (GONE.test(r.stderr)) return jobs.forEach((j) => j.resolve(undefined));
+    const err = new CommandError(t.label, argv, r.code, r.stderr);
+    return jobs.forEach((j) => j.reject(err));
+  }
+  const found = new Map<string, LinkJson>();
+  for (const line of r.stdout.split("\n")) {
+    if (line.trim() !== "") for (const l of parseJson<LinkJson[]>(line, t.label, argv)) found.set(l.ifname, l);
+  }
+  const shared = jobs.length > names.length;
+  for (const j of jobs) {
+    const link = found.get(j.name);
+    if (link) {
+      j.resolve(shared ? structuredClone(link) : link);
+      continue;
+    }
+    const error = lineErrors.get(names.indexOf(j.name) + 1);
+    if (error === undefined || GONE.test(error)) j.resolve(undefined);
+    else j.reject(new CommandError(t.label, ipArgv(namespace, "-j", "-d", "addr", "show", "dev", j.name), r.code, error));
+  }
+}
+
+async function readOne(t: Transport, namespace: string | undefined, name: string): Promise<LinkJson | undefined> {
   const argv = ipArgv(namespace, "-j", "-d", "addr", "show", "dev", name);
   const r = await t.run(argv);
   if (r.code !== 0) {

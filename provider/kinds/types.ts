@@ -12,9 +12,17 @@ export interface Mismatch {
   actual: unknown;
 }
 
+/** Another device a kind reads to report its fields (a veth's peer). */
+export interface Companion {
+  namespace: string | undefined;
+  name: string;
+}
+
 export interface ReadContext {
   transport: Transport;
   desired: Desired;
+  /** The kind's companions as read together with the device (absent: read them yourself). */
+  companions?: (Companion & { link: LinkJson | undefined })[];
 }
 
 /**
@@ -40,6 +48,8 @@ export interface LinkKind {
   createArgv(d: Desired): string[][];
   /** The kind's inputs as the kernel reports them, in input units. */
   readFields(link: LinkJson, ctx: ReadContext): Promise<Record<string, unknown>> | Record<string, unknown>;
+  /** Devices readFields reads besides this one: the engine reads them in the same round trip and passes them in ctx.companions. */
+  companions?(d: Desired): Companion[];
   /**
    * argv lines that change the kind's own fields in place, one change per line.
    * `actual` is the kernel's view of every field (readFields plus the common

@@ -50,8 +50,12 @@ export const veth = {
         ...(d.peerMacAddress ? ["address", d.peerMacAddress] : [])),
     ];
   },
-  async readFields(link, { transport, desired }) {
-    const peer = await readLink(transport, peerNs(desired), desired.peerName);
+  companions(d) {
+    return [{ namespace: peerNs(d), name: d.peerName }];
+  },
+  async readFields(link, { transport, desired, companions }) {
+    const read = companions?.find((c) => c.name === desired.peerName && c.namespace === peerNs(desired));
+    const peer = read ? read.link : await readLink(transport, peerNs(desired), desired.peerName);
     // Same namespace: `link` names the peer. Across namespaces only its ifindex is known.
     const paired = peer && (link.link === peer.ifname || (link.link === undefined && link.link_index === peer.ifindex));
     if (!peer || !paired) return { peerName: undefined };

@@ -148,8 +148,9 @@ describe("create", () => {
       ["ip", "-n", "ns1", "-batch", "-"],
       show("ns1", "br9"),
     ]);
-    expect(fake.calls[1].stdin).toBe("link add name br9 type bridge forward_delay 400\nlink set dev br9 mtu 1300\n");
-    expect(fake.calls[3].stdin).toBe("addr del 192.0.2.1/24 dev br9\naddr del 2001:db8::1/64 dev br9\naddr add 198.51.100.1/24 dev br9\n");
+    // The add carries the in-progress marker in the same batch; the fixes clear it.
+    expect(fake.calls[1].stdin).toMatch(/^link add name br9 type bridge forward_delay 400\nlink set dev br9 alias pulumi-netdev:creating:[0-9a-f]{20}\nlink set dev br9 mtu 1300\n$/);
+    expect(fake.calls[3].stdin).toBe('addr del 192.0.2.1/24 dev br9\naddr del 2001:db8::1/64 dev br9\naddr add 198.51.100.1/24 dev br9\nlink set dev br9 alias ""\n');
     expect(k.state?.mtu).toBe(1300);
     expect(outs).toMatchObject({ name: "br9", namespace: "ns1", mtu: 1300, forwardDelay: 4, addresses: ["198.51.100.1/24"], ifindex: 42 });
     expect(Object.values(outs)).not.toContain(undefined);
@@ -166,7 +167,7 @@ describe("create", () => {
   });
 
   it("a failure inside the create lines after the add (tuntap: mtu too big for a tap) removes the device", async () => {
-    kernel(undefined, "tap9", undefined, { failBatch: () => "Error: mtu greater than device maximum.\nCommand failed -:2\n" });
+    kernel(undefined, "tap9", undefined, { failBatch: () => "Error: mtu greater than device maximum.\nCommand failed -:3\n" });
     const inputs = await checked("TapDevice", { name: "tap9", mtu: 65535 });
     const err = await provider("TapDevice").create(inputs).catch((e) => e);
     expect(err).toBeInstanceOf(CommandError);
@@ -176,8 +177,7 @@ describe("create", () => {
   });
 
   it("the add itself failing deletes nothing (the name may belong to someone else)", async () => {
-    fake.on(show(undefined, "ve0"), gone("ve0"));
-    fake.on(["ip", "link", "add"], { code: 2, stderr: "RTNETLINK answers: File exists\n" });
+    kernel(undefined, "ve0", undefined, { failBatch: () => "RTNETLINK answers: File exists\nCommand failed -:1\n" });
     const inputs = await checked("VethPair", { name: "ve0", peerName: "ve1" });
     const err = await provider("VethPair").create(inputs).catch((e) => e);
     expect(err).toBeInstanceOf(CommandError);

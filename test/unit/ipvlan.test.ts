@@ -172,10 +172,11 @@ describe("sibling check", () => {
       // After the add the device is "found": answer the read-back with a matching device.
       const made = { ...fixture("ipvlan-l2-private.json"), ifname: "ipvl-x", link: parent, mtu: 1500, flags: ["UP"], addr_info: [], linkinfo: { info_kind: "ipvlan", info_data: { mode, [flag]: true } } };
       let added = false;
-      fake.on(["ip", "link", "add"], () => ((added = true), {}));
+      // The add runs in one `ip -batch` with the engine's in-progress marker (engine.ts creatingMarker).
+      fake.on(["ip", "-batch", "-"], (_argv, o) => ((added ||= /^link add /m.test(o.stdin ?? "")), {}));
       fake.on(["ip", "-j", "-d", "addr", "show", "dev", "ipvl-x"], () => (added ? { stdout: JSON.stringify([made]) } : missing));
       const { outs } = await create({ parent, mode, flag });
-      expect(fake.calls.map((c) => c.argv)).toContainEqual(["ip", "link", "add", "link", parent, "name", "ipvl-x", "type", "ipvlan", "mode", mode, flag]);
+      expect(fake.calls.map((c) => c.stdin ?? "").join("")).toContain(`link add link ${parent} name ipvl-x type ipvlan mode ${mode} ${flag}\n`);
       expect(outs).toMatchObject({ parent, mode, flag });
     }
   });
