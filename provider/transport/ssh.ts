@@ -1,5 +1,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
 import { connect as netConnect, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { Client, utils, type ConnectConfig } from "ssh2";
@@ -293,7 +295,8 @@ function describeMethod(m: AuthMethod): string {
 
 function readKeyFile(path: string, conn: PooledConnection): Buffer {
   try {
-    return readFileSync(path);
+    // Users write ~/.ssh/id_ed25519 as they would for ssh; no shell expands it here.
+    return readFileSync(path.startsWith("~/") ? join(homedir(), path.slice(2)) : path);
   } catch (err) {
     throw conn.error(`cannot read connection.privateKeyPath ${path}: ${(err as NodeJS.ErrnoException).code}`);
   }

@@ -301,6 +301,11 @@ hostSuite("SSH transport on namespace hosts", missing, () => {
     expect((await sh("ssh-keygen", ["-q", "-p", "-f", encrypted, "-P", "", "-N", PASSPHRASE])).code).toBe(0);
     expect(fs.readFileSync(encrypted, "utf8")).not.toBe(lab.privateKey);
 
+    // A key path written as users write it for ssh: ~ is the home directory.
+    const homeKey = path.join(os.homedir(), `.pulumi-netdev-test-key-${process.pid}`);
+    fs.copyFileSync(lab.privateKeyPath, homeKey);
+    fs.chmodSync(homeKey, 0o600);
+
     const agentSock = path.join(tmp, "agent.sock");
     const agent = spawn("ssh-agent", ["-D", "-a", agentSock], { stdio: "ignore" });
     try {
@@ -311,6 +316,7 @@ hostSuite("SSH transport on namespace hosts", missing, () => {
       const cases: Array<[string, Connection, string]> = [
         ["privateKey", { ...pinned, privateKey: lab.privateKey }, "root"],
         ["privateKeyPath", { ...pinned, privateKeyPath: lab.privateKeyPath }, "root"],
+        ["privateKeyPath under ~/", { ...pinned, privateKeyPath: `~/${path.basename(homeKey)}` }, "root"],
         ["privateKey + passphrase", { ...pinned, privateKey: fs.readFileSync(encrypted, "utf8"), passphrase: PASSPHRASE }, "root"],
         ["privateKeyPath + passphrase", { ...pinned, privateKeyPath: encrypted, passphrase: PASSPHRASE }, "root"],
         ["password", { ...pinned, user: users.pw, password: PW_PASSWORD }, users.pw],
@@ -332,6 +338,7 @@ hostSuite("SSH transport on namespace hosts", missing, () => {
       const noKeyInAgent = await failure(run({ ...pinned, user: users.none, agent: path.join(tmp, "no-such.sock") }, ["true"]));
       expect(noKeyInAgent.message).toMatch(/ssh-agent socket .*no-such\.sock \(connection\.agent\) does not exist/);
     } finally {
+      fs.rmSync(homeKey, { force: true });
       agent.kill();
     }
   });
