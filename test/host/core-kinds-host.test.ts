@@ -22,49 +22,15 @@ import { createRequire } from "node:module";
 import * as path from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { netnsPrerequisites, startNetnsLab, type NetnsHost, type NetnsLab } from "../hosts/netns";
-import { assertBuilt, compileExample, type Engine, exampleDir, type ExampleRegistration, linkExampleDeps, runExample, runProgram } from "../support/examples";
-import { addrsOf, sshExec } from "../support/kernel";
+import { assertBuilt, compileExample, exampleDir, linkExampleDeps, runExample, runProgram } from "../support/examples";
+import { destroyAll, expectDependencyOrder, providerHost, upEngine } from "../support/host-steps";
+import { addrsOf, ipLink, sshExec } from "../support/kernel";
 import { hostSuite } from "../support/prereq";
-import { type ProviderHost, startProviderHost } from "../support/provider-host";
+import type { ProviderHost } from "../support/provider-host";
+import { DYNAMIC_TYPE_PREFIX as TYPE, type ResourceState } from "../support/stack";
 
 const KVM = exampleDir("kvm-bridge-tap");
 const CT = exampleDir("container-veth-netns");
-const TYPE = "pulumi-nodejs:dynamic/netdev:";
-
-interface Created {
-  urn: string;
-  type: string;
-  name: string;
-  id: string;
-  /** Inputs as Check returned them (what the engine stores and diffs against). */
-  inputs: Record<string, any>;
-  outs: Record<string, any>;
-}
-
-/** `pulumi up` of a new stack: Check then Create for each registration, in the order the program makes them. */
-function upEngine(host: ProviderHost, created: Created[]): Engine {
-  return async (reg) => {
-    const checked = await host.check(reg.urn, {}, reg.inputs);
-    if (checked.failures.length) throw new Error(`${reg.name}: check failed: ${JSON.stringify(checked.failures)}`);
-    const { id, outs } = await host.create(reg.urn, checked.inputs);
-    created.push({ urn: reg.urn, type: reg.type, name: reg.name, id, inputs: checked.inputs, outs });
-    return { id, state: outs };
-  };
-}
-
-/** Every resource was created after everything it depends on. */
-function expectDependencyOrder(created: Created[], regs: ExampleRegistration[]) {
-  expect(created.map((c) => c.urn).sort()).toEqual(regs.map((r) => r.urn).sort());
-  for (const r of regs) {
-    const at = created.findIndex((c) => c.urn === r.urn);
-    for (const d of r.dependencies) expect(created.findIndex((c) => c.urn === d), `${r.name} after ${d}`).toBeLessThan(at);
-  }
-}
-
-/** Delete in reverse creation order, as `pulumi destroy` does. */
-async function destroyAll(host: ProviderHost, created: Created[]) {
-  for (const c of [...created].reverse()) await host.delete(c.urn, c.id, c.outs);
-}
 
 hostSuite("core kinds through the provider host", netnsPrerequisites().missing, () => {
   let lab: NetnsLab;
@@ -95,17 +61,8 @@ hostSuite("core kinds through the provider host", netnsPrerequisites().missing, 
     await lab?.destroy();
   });
 
-  /**
-   * The kernel's view of a device, read independently (`ip -j -d addr show`) over the
-   * system ssh client; undefined only when ip says the device does not exist (a failed or
-   * timed-out ssh must not pass for "deleted").
-   */
-  async function kernelLink(dev: string, ns?: string): Promise<any | undefined> {
-    const r = await h.exec([...(ns ? ["ip", "-n", ns] : ["ip"]), "-j", "-d", "addr", "show", "dev", dev]);
-    if (r.code === 0) return JSON.parse(r.stdout)[0];
-    if (/does not exist/.test(r.stderr)) return undefined;
-    throw new Error(`independent read of ${dev}${ns ? ` in ${ns}` : ""} failed (exit ${r.code}): ${r.stderr}`);
-  }
+  /** The kernel's view of a device, read independently over the system ssh client; undefined when ip says it does not exist. */
+  const kernelLink = (dev: string, ns?: string) => ipLink(h, dev, ns);
 
   async function netnsList(): Promise<string> {
     const r = await h.exec(["ip", "netns", "list"]);
@@ -113,21 +70,12 @@ hostSuite("core kinds through the provider host", netnsPrerequisites().missing, 
     return r.stdout;
   }
 
-  async function providerHost(dir: string, cfg: Record<string, string>): Promise<ProviderHost> {
-    const t0 = Date.now();
-    const host = await startProviderHost({ cwd: dir, env: { PULUMI_NODEJS_PROJECT: path.basename(dir) } });
-    hosts.push(host);
-    await host.configure(cfg);
-    console.log(`provider host for ${path.basename(dir)} up and configured in ${Date.now() - t0} ms`);
-    return host;
-  }
-
   // Generous: under load every ssh round trip (ours and the independent checks) is slow.
   const E2E_TIMEOUT = 600_000;
 
   it("kvm-bridge-tap: up, update, drift, replace, destroy", { timeout: E2E_TIMEOUT }, async () => {
-    const host = await providerHost(KVM, config);
-    const created: Created[] = [];
+    const host = await providerHost(KVM, config, hosts);
+    const created: ResourceState[] = [];
     let t0 = Date.now();
     const run = await runExample(KVM, { config, engine: upEngine(host, created) });
     console.log(`kvm-bridge-tap: up (${created.length} resources) in ${Date.now() - t0} ms`);
@@ -209,11 +157,11 @@ hostSuite("core kinds through the provider host", netnsPrerequisites().missing, 
   });
 
   it("container-veth-netns: up, traffic, drift, namespace guard, destroy", { timeout: E2E_TIMEOUT }, async () => {
-    const host = await providerHost(CT, config);
+    const host = await providerHost(CT, config, hosts);
     // Namespaces are host-wide files: keep this lab's names apart from anything else.
     const prefix = `${lab.id}-`;
     const cfg = { ...config, "container-veth-netns:namespacePrefix": prefix };
-    const created: Created[] = [];
+    const created: ResourceState[] = [];
     let t0 = Date.now();
     const run = await runExample(CT, { config: cfg, engine: upEngine(host, created) });
     console.log(`container-veth-netns: up (${created.length} resources) in ${Date.now() - t0} ms`);
@@ -267,10 +215,10 @@ hostSuite("core kinds through the provider host", netnsPrerequisites().missing, 
   });
 
   it("an explicit connection is a secret in state even when the program did not mark it", { timeout: E2E_TIMEOUT }, async () => {
-    const host = await providerHost(KVM, {});
+    const host = await providerHost(KVM, {}, hosts);
     const { privateKey } = lab;
     const conn = { host: h.address, hostKey: h.connection.hostKey };
-    const created: Created[] = [];
+    const created: ResourceState[] = [];
     const run = await runProgram(
       KVM,
       () => {
@@ -317,7 +265,7 @@ hostSuite("core kinds through the provider host", netnsPrerequisites().missing, 
         "netdev:privateKey": lab.privateKey,
         "netdev:hostKey": h.connection.hostKey,
         "netdev:connectTimeoutMs": "2000",
-      });
+      }, hosts);
       const urn = `urn:pulumi:dev::kvm-bridge-tap::${TYPE}Bridge::bridge`;
       const provider = `exports.handler=function(){return require("pulumi-netdev/runtime").provider("Bridge")};`;
       const bad = await host.check(urn, {}, { __provider: provider, name: "bad name", mtu: 20 });

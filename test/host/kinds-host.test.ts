@@ -18,49 +18,21 @@ import { createRequire } from "node:module";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { netnsPrerequisites, startNetnsLab, type NetnsHost, type NetnsLab } from "../hosts/netns";
 import { startVmHost, vmPrerequisites, type VmHost } from "../hosts/vm";
-import { assertBuilt, compileExample, type Engine, exampleDir, type ExampleRegistration, linkExampleDeps, runExample, runProgram } from "../support/examples";
+import { assertBuilt, compileExample, type Engine, exampleDir, linkExampleDeps, runExample, runProgram } from "../support/examples";
+import { destroyAll, expectDependencyOrder, providerHost, upEngine } from "../support/host-steps";
 import { addrsOf, ipLink } from "../support/kernel";
+import { mustRun } from "../support/kernel-steps";
 import { hostSuite } from "../support/prereq";
-import { type ProviderHost, startProviderHost } from "../support/provider-host";
+import type { ProviderHost } from "../support/provider-host";
+import { DYNAMIC_TYPE_PREFIX as TYPE, type ResourceState } from "../support/stack";
 
 const VLAN_ON_BOND = exampleDir("vlan-on-bond");
 const FIXTURE = path.resolve(__dirname, "../fixtures/hostkinds");
-const TYPE = "pulumi-nodejs:dynamic/netdev:";
 // Generous: under load (other suites' TCG VMs) every ssh round trip is slow.
 const E2E_TIMEOUT = 900_000;
 
-interface Created {
-  urn: string;
-  type: string;
-  name: string;
-  id: string;
-  /** Inputs as Check returned them (what the engine stores and diffs against). */
-  inputs: Record<string, any>;
-  outs: Record<string, any>;
-}
-
-/** `pulumi up` of a new stack: Check then Create for each registration, in the order the program makes them. */
-function upEngine(host: ProviderHost, created: Created[]): Engine {
-  return async (reg) => {
-    const checked = await host.check(reg.urn, {}, reg.inputs);
-    if (checked.failures.length) throw new Error(`${reg.name}: check failed: ${JSON.stringify(checked.failures)}`);
-    const { id, outs } = await host.create(reg.urn, checked.inputs);
-    created.push({ urn: reg.urn, type: reg.type, name: reg.name, id, inputs: checked.inputs, outs });
-    return { id, state: outs };
-  };
-}
-
-/** Every resource was created after everything it depends on. */
-function expectDependencyOrder(created: Created[], regs: ExampleRegistration[]) {
-  expect(created.map((c) => c.urn).sort()).toEqual(regs.map((r) => r.urn).sort());
-  for (const r of regs) {
-    const at = created.findIndex((c) => c.urn === r.urn);
-    for (const d of r.dependencies) expect(created.findIndex((c) => c.urn === d), `${r.name} after ${d}`).toBeLessThan(at);
-  }
-}
-
 /** check → diff, as `pulumi up` does for a changed resource; `apply` is the Update it would run. */
-async function change(host: ProviderHost, c: Created, olds: Record<string, any>, inputs: Record<string, any>) {
+async function change(host: ProviderHost, c: ResourceState, olds: Record<string, any>, inputs: Record<string, any>) {
   const checked = await host.check(c.urn, c.inputs, inputs);
   expect(checked.failures).toEqual([]);
   const diff = await host.diff(c.urn, c.id, olds, checked.inputs);
@@ -76,24 +48,10 @@ async function change(host: ProviderHost, c: Created, olds: Record<string, any>,
 }
 
 /** A creation-only change carried out as `pulumi up` does with deleteBeforeReplace: delete, then create. */
-async function replace(host: ProviderHost, c: Created, news: Record<string, any>) {
+async function replace(host: ProviderHost, c: ResourceState, news: Record<string, any>) {
   await host.delete(c.urn, c.id, c.outs);
   const created = await host.create(c.urn, news);
   Object.assign(c, { id: created.id, inputs: news, outs: created.outs });
-}
-
-/** Delete in reverse creation order, as `pulumi destroy` does. */
-async function destroyAll(host: ProviderHost, created: Created[]) {
-  for (const c of [...created].reverse()) await host.delete(c.urn, c.id, c.outs);
-}
-
-async function providerHost(dir: string, cfg: Record<string, string>, hosts: ProviderHost[]): Promise<ProviderHost> {
-  const t0 = Date.now();
-  const host = await startProviderHost({ cwd: dir, env: { PULUMI_NODEJS_PROJECT: path.basename(dir) } });
-  hosts.push(host);
-  await host.configure(cfg);
-  console.log(`provider host for ${path.basename(dir)} up and configured in ${Date.now() - t0} ms`);
-  return host;
 }
 
 /** Runs the fixture program (Node's own require, a fresh module each time). */
@@ -134,11 +92,7 @@ hostSuite("Vlan and Bond through the provider host (examples/vlan-on-bond on a V
     console.log(`[kinds-host] VM suite total ${Date.now() - tStart} ms`);
   });
 
-  async function sh(argv: string[]): Promise<string> {
-    const r = await vm.exec(argv);
-    expect(r.code, `${argv.join(" ")}: ${r.stderr}`).toBe(0);
-    return r.stdout;
-  }
+  const sh = (argv: string[]) => mustRun(vm, argv);
   const kernelLink = (dev: string) => ipLink(vm, dev);
   /** The bonding driver's own view: slaves in enslave order and the active one. */
   async function procBond(bond: string): Promise<{ slaves: string[]; active?: string }> {
@@ -148,7 +102,7 @@ hostSuite("Vlan and Bond through the provider host (examples/vlan-on-bond on a V
 
   it("vlan-on-bond: up, in-place updates, drift, vlanId replace, destroy", { timeout: E2E_TIMEOUT }, async () => {
     const host = await providerHost(VLAN_ON_BOND, config, hosts);
-    const created: Created[] = [];
+    const created: ResourceState[] = [];
     let t0 = Date.now();
     const run = await runExample(VLAN_ON_BOND, { config, engine: upEngine(host, created) });
     console.log(`[kinds-host] vlan-on-bond: up (${created.length} resources) in ${Date.now() - t0} ms`);
@@ -304,7 +258,7 @@ hostSuite("Vxlan through the provider host (namespace hosts)", netnsPrerequisite
   it("bridge + vxlan: up, remotes 2 → 3 → 1 in place, fdb drift, vni replace, destroy", { timeout: E2E_TIMEOUT }, async () => {
     const [h, p1, p2, p3] = lab.hosts;
     const host = await providerHost(FIXTURE, config, hosts);
-    const created: Created[] = [];
+    const created: ResourceState[] = [];
     let t0 = Date.now();
     const run = await runFixture({ config, engine: upEngine(host, created) });
     console.log(`[kinds-host] hostkinds: up (${created.length} resources) in ${Date.now() - t0} ms`);

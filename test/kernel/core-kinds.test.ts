@@ -7,6 +7,7 @@ import { provider } from "../../provider/runtime";
 import { closeAllConnections, sshStats } from "../../provider/transport/ssh";
 import { hostSuite } from "../support/prereq";
 import { addrsOf, ipLink, labConnection, sshExec } from "../support/kernel";
+import { change, up } from "../support/kernel-steps";
 
 hostSuite("core kinds on namespace hosts", netnsPrerequisites().missing, () => {
   let lab: NetnsLab;
@@ -23,24 +24,6 @@ hostSuite("core kinds on namespace hosts", netnsPrerequisites().missing, () => {
     closeAllConnections();
     await lab?.destroy();
   });
-
-  /** check → create, as `pulumi up` does for a new resource. */
-  async function up(kind: string, inputs: Record<string, any>) {
-    const rt = provider(kind);
-    const checked = await rt.check({}, inputs);
-    expect(checked.failures).toEqual([]);
-    const created = await rt.create(checked.inputs);
-    return { rt, id: created.id, outs: created.outs };
-  }
-
-  /** check → diff → update, as `pulumi up` does for a changed resource. */
-  async function change(kind: string, olds: Record<string, any>, inputs: Record<string, any>) {
-    const rt = provider(kind);
-    const checked = await rt.check(olds, inputs);
-    expect(checked.failures).toEqual([]);
-    const diff = await rt.diff("id", olds, checked.inputs);
-    return { diff, checked: checked.inputs, apply: () => rt.update("id", olds, checked.inputs) };
-  }
 
   it("Bridge: create, update in place, drift, replace, delete", async () => {
     const inputs = { connection: conn, name: "br0", stp: false, forwardDelay: 4, ageingTime: 120, addresses: ["192.0.2.1/24", "2001:db8::1/64"], mtu: 1400 };

@@ -11,6 +11,7 @@ import { provider } from "../../provider/runtime";
 import { closeAllConnections } from "../../provider/transport/ssh";
 import { hostSuite } from "../support/prereq";
 import { addrsOf, ipLink, labConnection, sshExec } from "../support/kernel";
+import { change, mustRun, replace, up } from "../support/kernel-steps";
 
 // Each step is a few SSH round trips; on a loaded machine a test takes minutes.
 const SLOW = 600_000;
@@ -35,36 +36,7 @@ hostSuite("macvlan and macvtap on namespace hosts", netnsPrerequisites().missing
     await lab?.destroy();
   });
 
-  async function ok(argv: string[]): Promise<string> {
-    const r = await h.exec(argv);
-    expect(r.code, `${argv.join(" ")}: ${r.stderr}`).toBe(0);
-    return r.stdout;
-  }
-
-  /** check → create, as `pulumi up` does for a new resource. */
-  async function up(kind: string, inputs: Record<string, any>) {
-    const rt = provider(kind);
-    const checked = await rt.check({}, inputs);
-    expect(checked.failures).toEqual([]);
-    const created = await rt.create(checked.inputs);
-    return { rt, id: created.id, outs: created.outs };
-  }
-
-  /** check → diff → update, as `pulumi up` does for a changed resource. */
-  async function change(kind: string, olds: Record<string, any>, inputs: Record<string, any>) {
-    const rt = provider(kind);
-    const checked = await rt.check(olds, inputs);
-    expect(checked.failures).toEqual([]);
-    const diff = await rt.diff("id", olds, checked.inputs);
-    return { diff, checked: checked.inputs, apply: () => rt.update("id", olds, checked.inputs) };
-  }
-
-  /** What `pulumi up` does for a replace with deleteBeforeReplace: delete the old, create the new. */
-  async function replace(kind: string, olds: Record<string, any>, inputs: Record<string, any>) {
-    const rt = provider(kind);
-    await rt.delete("id", olds);
-    return up(kind, inputs);
-  }
+  const ok = (argv: string[]) => mustRun(h, argv);
 
   for (const kind of ["MacvlanLink", "MacvtapLink"] as const) {
     const infoKind = kind === "MacvlanLink" ? "macvlan" : "macvtap";

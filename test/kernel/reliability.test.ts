@@ -15,6 +15,7 @@ import { closeAllConnections, SshTransport, sshStats } from "../../provider/tran
 import type { RunOptions, RunResult, Transport } from "../../provider/transport/types";
 import { netnsPrerequisites, startNetnsLab, type NetnsHost, type NetnsLab } from "../hosts/netns";
 import { addrsOf, ipLink } from "../support/kernel";
+import { up } from "../support/kernel-steps";
 import { hostSuite } from "../support/prereq";
 
 const useSsh = () => setTransportFactory((c) => new SshTransport(c));
@@ -204,14 +205,6 @@ hostSuite("reliability on namespace hosts", missing, () => {
 
   const conn = (h: NetnsHost, extra: Partial<Connection> = {}): Connection => ({ host: h.address, hostKey: h.connection.hostKey, privateKey: lab.privateKey, ...extra });
   const markers = () => fs.readdirSync(tmp);
-
-  async function up(kind: string, inputs: Record<string, any>) {
-    const rt = provider(kind);
-    const checked = await rt.check({}, inputs);
-    expect(checked.failures).toEqual([]);
-    const created = await rt.create(checked.inputs);
-    return { rt, inputs: checked.inputs, id: created.id, outs: created.outs };
-  }
 
   async function checked(kind: string, inputs: Record<string, any>) {
     const r = await provider(kind).check({}, inputs);

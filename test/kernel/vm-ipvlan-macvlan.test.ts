@@ -12,6 +12,7 @@ import { provider } from "../../provider/runtime";
 import { closeAllConnections } from "../../provider/transport/ssh";
 import { hostSuite } from "../support/prereq";
 import { addrsOf, ipLink } from "../support/kernel";
+import { change, mustRun, replace, up } from "../support/kernel-steps";
 
 // Under TCG every step is slow; a loaded machine makes it slower.
 const SLOW = 600_000;
@@ -33,33 +34,7 @@ hostSuite("ipvlan, macvlan and macvtap on a VM host", vmPrerequisites().missing,
     await vm?.stop();
   });
 
-  async function ok(argv: string[]): Promise<string> {
-    const r = await vm.exec(argv);
-    expect(r.code, `${argv.join(" ")}: ${r.stderr}`).toBe(0);
-    return r.stdout;
-  }
-
-  async function up(kind: string, inputs: Record<string, any>) {
-    const rt = provider(kind);
-    const checked = await rt.check({}, inputs);
-    expect(checked.failures).toEqual([]);
-    const created = await rt.create(checked.inputs);
-    return { rt, id: created.id, outs: created.outs };
-  }
-
-  async function change(kind: string, olds: Record<string, any>, inputs: Record<string, any>) {
-    const rt = provider(kind);
-    const checked = await rt.check(olds, inputs);
-    expect(checked.failures).toEqual([]);
-    const diff = await rt.diff("id", olds, checked.inputs);
-    return { diff, checked: checked.inputs, apply: () => rt.update("id", olds, checked.inputs) };
-  }
-
-  /** What `pulumi up` does for a replace with deleteBeforeReplace. */
-  async function replace(kind: string, olds: Record<string, any>, inputs: Record<string, any>) {
-    await provider(kind).delete("id", olds);
-    return up(kind, inputs);
-  }
+  const ok = (argv: string[]) => mustRun(vm, argv);
 
   const modeOf = async (dev: string) => {
     const d = (await ipLink(vm, dev)).linkinfo.info_data;

@@ -10,6 +10,7 @@ import { closeAllConnections, SshTransport } from "../../provider/transport/ssh"
 import type { RunOptions, Transport } from "../../provider/transport/types";
 import { hostSuite } from "../support/prereq";
 import { addrsOf, ipLink, labConnection } from "../support/kernel";
+import { change, up } from "../support/kernel-steps";
 
 type Host = NetnsHost;
 // The machine may be busy (other suites, TCG VMs): generous per-test limits.
@@ -46,22 +47,6 @@ hostSuite("Vxlan on namespace hosts", netnsPrerequisites().missing, () => {
   });
 
   const conn = (h: Host) => labConnection(lab, h);
-
-  async function up(kind: string, inputs: Record<string, any>) {
-    const rt = provider(kind);
-    const checked = await rt.check({}, inputs);
-    expect(checked.failures).toEqual([]);
-    const created = await rt.create(checked.inputs);
-    return { rt, id: created.id, outs: created.outs, inputs: checked.inputs };
-  }
-
-  async function change(kind: string, olds: Record<string, any>, inputs: Record<string, any>) {
-    const rt = provider(kind);
-    const checked = await rt.check(olds, inputs);
-    expect(checked.failures).toEqual([]);
-    const diff = await rt.diff("id", olds, checked.inputs);
-    return { diff, checked: checked.inputs, apply: () => rt.update("id", olds, checked.inputs) };
-  }
 
   /** The device's head-end peers as the kernel reports them (all-zero entries, sorted). */
   async function fdbPeers(h: Host, dev: string): Promise<string[]> {

@@ -12,6 +12,7 @@ import { provider } from "../../provider/runtime";
 import { UNKNOWN } from "../../provider/schema";
 import { FakeTransport } from "../../provider/transport/fake";
 import { SshTransport } from "../../provider/transport/ssh";
+import { kindChecks } from "../support/unit";
 
 const conn = { host: "192.0.2.10" };
 const base = { connection: conn, name: "bond0" };
@@ -25,21 +26,7 @@ function fixture(name: string): LinkJson {
 }
 const procText = (JSON.parse(fixtureText("bond-active-backup-proc")) as { stdout: string }).stdout;
 
-async function check(extra: Record<string, unknown>) {
-  return rt.check({}, { ...base, ...extra });
-}
-async function accepted(extra: Record<string, unknown>) {
-  const r = await check(extra);
-  expect(r.failures, JSON.stringify(extra)).toEqual([]);
-  return r.inputs;
-}
-async function rejected(extra: Record<string, unknown>, property: string, reasonPart?: string) {
-  const r = await check(extra);
-  const f = r.failures.find((x) => x.property === property);
-  expect(f, `${JSON.stringify(extra)} should fail on ${property}; got ${JSON.stringify(r.failures)}`).toBeDefined();
-  if (reasonPart) expect(f!.reason).toContain(reasonPart);
-  return f!;
-}
+const { check, accepted, rejected } = kindChecks("Bond", base);
 
 describe("Bond check", () => {
   it("minimal inputs: mode defaults to the kernel's balance-rr", async () => {

@@ -4,19 +4,9 @@ import { afterEach, describe, expect, it } from "vitest";
 import { configureDefaults, resetDefaults } from "../../provider/engine";
 import { provider } from "../../provider/runtime";
 import { UNKNOWN } from "../../provider/schema";
+import { checkCore as check, conn, coreBase as base } from "../support/unit";
 
-const conn = { host: "192.0.2.10" };
-const base: Record<string, Record<string, unknown>> = {
-  Bridge: { connection: conn, name: "br0" },
-  TapDevice: { connection: conn, name: "tap0" },
-  VethPair: { connection: conn, name: "ve0", peerName: "ve1" },
-  Namespace: { connection: conn, name: "ns0" },
-};
 const KINDS = Object.keys(base);
-
-async function check(kind: string, extra: Record<string, unknown>) {
-  return provider(kind).check({}, { ...base[kind], ...extra });
-}
 
 describe("check: defaults", () => {
   it("fills in the documented defaults", async () => {

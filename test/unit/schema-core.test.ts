@@ -6,20 +6,10 @@ import { bridge } from "../../provider/kinds/bridge";
 import { tuntap } from "../../provider/kinds/tuntap";
 import { veth } from "../../provider/kinds/veth";
 import { provider } from "../../provider/runtime";
+import { checkCore as check, conn, coreBase as base } from "../support/unit";
 
-const conn = { host: "192.0.2.10" };
-const base: Record<string, Record<string, unknown>> = {
-  Bridge: { connection: conn, name: "br0" },
-  TapDevice: { connection: conn, name: "tap0" },
-  VethPair: { connection: conn, name: "ve0", peerName: "ve1" },
-  Namespace: { connection: conn, name: "ns0" },
-};
 const KINDS = Object.keys(base);
 const LINK_KINDS = ["Bridge", "TapDevice", "VethPair"];
-
-async function check(kind: string, extra: Record<string, unknown>) {
-  return provider(kind).check({}, { ...base[kind], ...extra });
-}
 
 /** The field's value after check, given `value` in the inputs. */
 async function accepted(kind: string, field: string, value: unknown): Promise<unknown> {

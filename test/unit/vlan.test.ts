@@ -13,6 +13,7 @@ import { provider } from "../../provider/runtime";
 import { UNKNOWN } from "../../provider/schema";
 import { FakeTransport } from "../../provider/transport/fake";
 import { SshTransport } from "../../provider/transport/ssh";
+import { kindChecks } from "../support/unit";
 
 const conn = { host: "192.0.2.10" };
 const base = { connection: conn, name: "v10", parent: "eth0", vlanId: 10 };
@@ -23,21 +24,7 @@ function fixture(name: string): LinkJson {
 }
 const mm = (field: string, desired: unknown, actual?: unknown): Mismatch => ({ field, desired, actual });
 
-async function check(extra: Record<string, unknown>) {
-  return rt.check({}, { ...base, ...extra });
-}
-async function accepted(extra: Record<string, unknown>) {
-  const r = await check(extra);
-  expect(r.failures, JSON.stringify(extra)).toEqual([]);
-  return r.inputs;
-}
-async function rejected(extra: Record<string, unknown>, property: string, reasonPart?: string) {
-  const r = await check(extra);
-  const f = r.failures.find((x) => x.property === property);
-  expect(f, `${JSON.stringify(extra)} should fail on ${property}; got ${JSON.stringify(r.failures)}`).toBeDefined();
-  if (reasonPart) expect(f!.reason).toContain(reasonPart);
-  return f!;
-}
+const { check, accepted, rejected } = kindChecks("Vlan", base);
 
 describe("Vlan check", () => {
   it("minimal inputs get the defaults", async () => {
