@@ -18,12 +18,12 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { cleanupStaleLabs, netnsPrerequisites, startNetnsLab, type NetnsHost, type NetnsLab } from "../test/hosts/netns";
-import { runExample } from "../test/support/examples";
+import { linkExampleDeps, REPO_ROOT, runExample } from "../test/support/examples";
 import { sshExec } from "../test/support/kernel";
 import { startProviderHost } from "../test/support/provider-host";
 import { DYNAMIC_TYPE_PREFIX, providerHostApi, Stack } from "../test/support/stack";
 
-const REPO = path.resolve(__dirname, "../../..");
+const REPO = REPO_ROOT;
 const EXAMPLE = path.join(REPO, "examples/vxlan-fabric");
 const PROJECT = "vxlan-fabric";
 const VNI = 42;
@@ -127,7 +127,7 @@ async function main(): Promise<number> {
 /** Through the dynamic provider host: the program under mocks, each registration checked and created over gRPC. */
 async function deployWithProviderHost(config: Record<string, string>, onStart: (d: Deployment) => void): Promise<Deployment> {
   say("compiling examples/vxlan-fabric against the built package …");
-  linkDeps(EXAMPLE);
+  linkExampleDeps(EXAMPLE);
   await compile(EXAMPLE);
   say("starting the Pulumi dynamic provider host in examples/vxlan-fabric …");
   const host = await startProviderHost({ cwd: EXAMPLE, env: { PULUMI_NODEJS_PROJECT: PROJECT } });
@@ -168,7 +168,7 @@ async function deployWithCli(config: Record<string, string>, secrets: Record<str
   fs.mkdirSync(path.join(work, "state"));
   fs.mkdirSync(project);
   for (const f of ["Pulumi.yaml", "package.json", "tsconfig.json", "index.ts"]) fs.copyFileSync(path.join(EXAMPLE, f), path.join(project, f));
-  linkDeps(project, ["typescript"]);
+  linkExampleDeps(project, ["typescript"]);
   const env = { ...process.env, PULUMI_BACKEND_URL: `file://${path.join(work, "state")}`, PULUMI_CONFIG_PASSPHRASE: "netdev-demo", PULUMI_SKIP_UPDATE_CHECK: "true" };
   const pulumi = (args: string[], opts: { input?: string; capture?: boolean } = {}) =>
     new Promise<string>((resolve, reject) => {
@@ -200,25 +200,6 @@ async function deployWithCli(config: Record<string, string>, secrets: Record<str
     .filter((r) => r.type.startsWith(DYNAMIC_TYPE_PREFIX))
     .map((r) => ({ type: r.type, id: r.id, outs: r.outputs }));
   return deployment;
-}
-
-/** What `npm install` in the example gives it, as links into this repo (one @pulumi/pulumi for all). */
-function linkDeps(dir: string, extra: string[] = []): void {
-  const nm = path.join(dir, "node_modules");
-  fs.mkdirSync(nm, { recursive: true });
-  const links: [string, string][] = [["pulumi-netdev", REPO], ...["@pulumi", "@types", ...extra].map((p): [string, string] => [p, path.join(REPO, "node_modules", p)])];
-  for (const [entry, target] of links) {
-    const at = path.join(nm, entry);
-    let current: string | undefined;
-    try {
-      current = fs.realpathSync(at);
-    } catch {
-      current = undefined;
-    }
-    if (current === fs.realpathSync(target)) continue;
-    fs.rmSync(at, { recursive: true, force: true });
-    fs.symlinkSync(target, at, "dir");
-  }
 }
 
 function compile(dir: string): Promise<void> {

@@ -8,7 +8,16 @@ import { createRequire } from "node:module";
 import * as path from "node:path";
 import { captureRegistrations, type Registration } from "./provider-host";
 
-export const REPO_ROOT = path.resolve(__dirname, "../..");
+/** The repository root: the nearest directory above this file with pulumi-netdev's package.json (also when compiled into .cache/). */
+export const REPO_ROOT = findRepoRoot(__dirname);
+
+function findRepoRoot(from: string): string {
+  for (let dir = from; dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    const pkg = path.join(dir, "package.json");
+    if (fs.existsSync(pkg) && JSON.parse(fs.readFileSync(pkg, "utf8")).name === "pulumi-netdev") return dir;
+  }
+  throw new Error(`no pulumi-netdev package.json above ${from}`);
+}
 export const EXAMPLES_DIR = path.join(REPO_ROOT, "examples");
 
 /** Every example project (a directory with a Pulumi.yaml), sorted by name. */
@@ -46,13 +55,12 @@ export function assertBuilt(): void {
  * An entry that resolves elsewhere (e.g. a real `npm install`, which brings its own
  * copy of @pulumi/pulumi) is replaced: node_modules is a gitignored artifact.
  */
-export function linkExampleDeps(dir: string): void {
+export function linkExampleDeps(dir: string, extra: string[] = []): void {
   const nm = path.join(dir, "node_modules");
   fs.mkdirSync(nm, { recursive: true });
   const links: [string, string][] = [
     ["pulumi-netdev", REPO_ROOT],
-    ["@pulumi", path.join(REPO_ROOT, "node_modules/@pulumi")],
-    ["@types", path.join(REPO_ROOT, "node_modules/@types")],
+    ...["@pulumi", "@types", ...extra].map((p): [string, string] => [p, path.join(REPO_ROOT, "node_modules", p)]),
   ];
   for (const [entry, target] of links) {
     const at = path.join(nm, entry);
