@@ -17,22 +17,10 @@ import { netnsPrerequisites, startNetnsLab, type NetnsHost, type NetnsLab } from
 import { addrsOf, ipLink } from "../support/kernel";
 import { up } from "../support/kernel-steps";
 import { hostSuite } from "../support/prereq";
+import { errorText, failure } from "../support/errors";
 
 const useSsh = () => setTransportFactory((c) => new SshTransport(c));
 
-async function failure(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error("expected the call to fail, but it succeeded");
-}
-
-/** Everything an error exposes: message, stack, and its own properties. */
-function errorText(e: Error): string {
-  return [String(e), e.stack ?? "", JSON.stringify(Object.entries(e))].join("\n");
-}
 
 // ---------------------------------------------------------------------------
 // Bad input: rejected by check, naming field and value, with no transport ever made.

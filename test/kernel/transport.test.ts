@@ -14,6 +14,7 @@ import { provider } from "../../provider/runtime";
 import { closeAllConnections, MAX_CHANNELS_PER_CONNECTION, SshTransport, sshStats } from "../../provider/transport/ssh";
 import { netnsPrerequisites, startNetnsLab, type NetnsHost, type NetnsLab } from "../hosts/netns";
 import { hostSuite } from "../support/prereq";
+import { errorText, failure } from "../support/errors";
 
 const REPO = path.resolve(__dirname, "../..");
 const tools = ["sudo", "visudo", "useradd", "ssh-agent", "ssh-add", "ss"];
@@ -39,19 +40,6 @@ function sh(cmd: string, argv: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: 
   );
 }
 
-async function failure(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error("expected the call to fail, but it succeeded");
-}
-
-/** Everything an error exposes: message, stack, and its own properties. */
-function errorText(e: Error): string {
-  return [String(e), e.stack ?? "", JSON.stringify(Object.entries(e))].join("\n");
-}
 
 /** dist/ holds a build of the transport at least as new as its sources. */
 function distIsFresh(): boolean {
