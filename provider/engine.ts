@@ -6,6 +6,7 @@ import { CommandError, ConnectionError, NetdevError, VerificationError } from ".
 import { ipArgv, isAdminUp, isGoneError, type LinkJson, linkAddresses, readLink } from "./iproute/link";
 import type { Desired, LinkKind, Mismatch, ReadContext } from "./kinds/types";
 import { type CheckFailure, commonLinkFields, containsUnknown, UNKNOWN, validate } from "./schema";
+import { type GenericAttributes, genericLinkSteps } from "./linkSteps";
 import { runSteps } from "./steps";
 import { SshTransport } from "./transport/ssh";
 import type { Transport } from "./transport/types";
@@ -265,24 +266,10 @@ export class LinkEngine implements ResourceRuntime {
 
   /** Kind changes first, then the common ones; enslaving happens before `up`. */
   planSteps(d: Desired, mismatches: Mismatch[], link: LinkJson, actual: Record<string, unknown> = {}): string[][] {
-    const ns = d.namespace;
-    const dev = d.name;
-    const steps = this.kind.updateArgv(d, mismatches.filter((m) => !(COMMON_FIELDS as readonly string[]).includes(m.field)), link, actual);
-    const by = new Map(mismatches.map((m) => [m.field, m]));
-    if (by.has("mtu")) steps.push(ipArgv(ns, "link", "set", "dev", dev, "mtu", String(d.mtu)));
-    if (by.has("macAddress")) steps.push(ipArgv(ns, "link", "set", "dev", dev, "address", d.macAddress));
-    if (by.has("master")) {
-      if (link.master) steps.push(ipArgv(ns, "link", "set", "dev", dev, "nomaster"));
-      steps.push(ipArgv(ns, "link", "set", "dev", dev, "master", d.master));
-    }
-    if (by.has("addresses")) {
-      const have = new Set(linkAddresses(link));
-      const want = new Set<string>(d.addresses);
-      for (const a of have) if (!want.has(a)) steps.push(ipArgv(ns, "addr", "del", a, "dev", dev));
-      for (const a of want) if (!have.has(a)) steps.push(ipArgv(ns, "addr", "add", a, "dev", dev));
-    }
-    if (by.has("up")) steps.push(ipArgv(ns, "link", "set", "dev", dev, d.up ? "up" : "down"));
-    return steps;
+    const common = mismatches.filter((m) => (COMMON_FIELDS as readonly string[]).includes(m.field));
+    const steps = this.kind.updateArgv(d, mismatches.filter((m) => !common.includes(m)), link, actual);
+    const have = { master: link.master, addresses: linkAddresses(link) };
+    return [...steps, ...genericLinkSteps(d.namespace, d.name, new Set(common.map((m) => m.field)), d as GenericAttributes, have)];
   }
 
   /**

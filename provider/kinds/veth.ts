@@ -1,7 +1,11 @@
 import { z } from "zod";
 import { commonLinkFields, ifname, netnsName, UNKNOWN } from "../schema";
 import { ipArgv, isAdminUp, type LinkJson, linkAddresses, readLink } from "../iproute/link";
+import { genericLinkSteps } from "../linkSteps";
 import type { Desired, LinkKind, Mismatch } from "./types";
+
+/** Peer input → the generic attribute it sets on the peer. */
+const PEER_FIELDS: Record<string, string> = { peerMtu: "mtu", peerMacAddress: "macAddress", peerMaster: "master", peerAddresses: "addresses", peerUp: "up" };
 
 function peerNs(d: Desired): string | undefined {
   return d.peerNamespace ?? d.namespace;
@@ -71,26 +75,12 @@ export const veth = {
     };
   },
   updateArgv(d, mismatches: Mismatch[], _link: LinkJson) {
-    const ns = peerNs(d);
-    const dev = d.peerName;
-    const steps: string[][] = [];
     const by = new Map(mismatches.map((m) => [m.field, m]));
     if (by.has("peerName")) throw new Error(`${d.name}: its peer ${d.peerName} is missing or paired elsewhere; replace the VethPair`);
-    if (by.has("peerMtu")) steps.push(ipArgv(ns, "link", "set", "dev", dev, "mtu", String(d.peerMtu)));
-    if (by.has("peerMacAddress")) steps.push(ipArgv(ns, "link", "set", "dev", dev, "address", d.peerMacAddress));
-    const master = by.get("peerMaster");
-    if (master) {
-      if (master.actual) steps.push(ipArgv(ns, "link", "set", "dev", dev, "nomaster"));
-      steps.push(ipArgv(ns, "link", "set", "dev", dev, "master", d.peerMaster));
-    }
-    const addrs = by.get("peerAddresses");
-    if (addrs) {
-      const have = new Set((addrs.actual as string[]) ?? []);
-      const want = new Set<string>(d.peerAddresses);
-      for (const a of have) if (!want.has(a)) steps.push(ipArgv(ns, "addr", "del", a, "dev", dev));
-      for (const a of want) if (!have.has(a)) steps.push(ipArgv(ns, "addr", "add", a, "dev", dev));
-    }
-    if (by.has("peerUp")) steps.push(ipArgv(ns, "link", "set", "dev", dev, d.peerUp ? "up" : "down"));
-    return steps;
+    // The peer's generic attributes, named peerX here, get the same commands as any device's.
+    const fields = new Set([...by.keys()].filter((f) => f in PEER_FIELDS).map((f) => PEER_FIELDS[f]));
+    const want = { mtu: d.peerMtu, macAddress: d.peerMacAddress, master: d.peerMaster, addresses: d.peerAddresses, up: d.peerUp };
+    const have = { master: by.get("peerMaster")?.actual as string | undefined, addresses: by.get("peerAddresses")?.actual as string[] | undefined };
+    return genericLinkSteps(peerNs(d), d.peerName, fields, want, have);
   },
 } satisfies LinkKind;
