@@ -11,6 +11,9 @@ export class LocalTransport implements Transport {
         if (err && typeof (err as NodeJS.ErrnoException).code === "string") return reject(err);
         resolve({ stdout, stderr, code: err ? ((err as { code?: number }).code ?? 1) : 0 });
       });
+      // A program that exits without reading its input closes the pipe first (EPIPE):
+      // its exit code and output already say what happened.
+      child.stdin?.on("error", () => undefined);
       child.stdin?.end(opts.stdin ?? "");
     });
   }
