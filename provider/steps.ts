@@ -1,6 +1,7 @@
 import { submit } from "./batching";
 import { CommandError } from "./errors";
 import { ipArgv, type LinkJson, parseJson, readLink } from "./iproute/link";
+import { batchScript, isBatchSafe } from "./ipBatch";
 import type { Transport } from "./transport/types";
 
 /** A device to read right after the steps (see runSteps). */
@@ -9,13 +10,11 @@ export interface ReadBack {
   name: string;
 }
 
-/** A token `ip -batch` reads back unchanged (its tokenizer splits on blanks and treats quotes and # specially). */
-const BATCH_SAFE = /^[^\s"'\\#]+$/;
-
 function batchPrefix(argv: string[]): string[] | undefined {
   if (argv[0] !== "ip" && argv[0] !== "bridge") return undefined;
   const prefixLen = argv[1] === "-n" ? 3 : 1;
-  if (!argv.every((a) => a === "" || BATCH_SAFE.test(a))) return undefined;
+  // A line with a word the batch parser would misread runs alone, as an argv.
+  if (!argv.every(isBatchSafe)) return undefined;
   return argv.slice(0, prefixLen);
 }
 
@@ -43,7 +42,9 @@ export async function runSteps(t: Transport, steps: string[][], readBack?: ReadB
     }
     const group = steps.slice(i, j);
     if (prefix && t.batchKey) {
-      const along = j === steps.length && prefix[0] === "ip" ? (readBack ?? []).flatMap((r, k) => (sameArray(ipArgv(r.namespace), prefix) ? [k] : [])) : [];
+      // Reads of names the batch parser would misread are made on their own (readLink).
+      const rides = (r: ReadBack) => sameArray(ipArgv(r.namespace), prefix) && r.name !== "" && isBatchSafe(r.name);
+      const along = j === steps.length && prefix[0] === "ip" ? (readBack ?? []).flatMap((r, k) => (rides(r) ? [k] : [])) : [];
       const got = await runShared(t, prefix, group, along.map((k) => readBack![k].name));
       if (got) riding = new Map(along.map((k, n) => [k, got[n]]));
     } else await runGroup(t, prefix, group);
@@ -101,7 +102,7 @@ async function runJobs(prefix: string[], jobs: WriteJob[], again: (jobs: WriteJo
   }
   const t = jobs[0].t;
   const reading = jobs.some((j) => j.reads.length > 0);
-  const text = jobs.map((j) => script(prefix, j.group) + j.reads.map((name) => `addr show dev ${name}\n`).join("")).join("");
+  const text = jobs.map((j) => script(prefix, j.group) + batchScript(j.reads.map((name) => ["addr", "show", "dev", name]))).join("");
   const total = jobs.reduce((n, j) => n + j.group.length + j.reads.length, 0);
   const argv = reading ? [...prefix, "-j", "-d", "-batch", "-"] : [...prefix, "-batch", "-"];
   const r = await t.run(argv, { stdin: text });
@@ -134,9 +135,8 @@ async function runJobs(prefix: string[], jobs: WriteJob[], again: (jobs: WriteJo
   again(notRun);
 }
 
-/** An empty argument (e.g. `alias ""`, which removes an alias) is written as "": the tokenizer reads that as an empty word. */
 function script(prefix: string[], group: string[][]): string {
-  return group.map((s) => s.slice(prefix.length).map((a) => (a === "" ? '""' : a)).join(" ")).join("\n") + "\n";
+  return batchScript(group.map((s) => s.slice(prefix.length)));
 }
 
 /** The 1-based line `ip -batch` stopped at, 0 when it did not say. */

@@ -1,5 +1,6 @@
 import { submit } from "../batching";
 import { CommandError, NotFoundError } from "../errors";
+import { batchScript, isBatchSafe } from "../ipBatch";
 import { canonicalIp } from "../schema";
 import type { Transport } from "../transport/types";
 
@@ -49,12 +50,10 @@ export async function runChecked(t: Transport, argv: string[], stdin?: string): 
  * the same time share one `ip` invocation (provider/batching.ts).
  */
 export async function readLink(t: Transport, namespace: string | undefined, name: string): Promise<LinkJson | undefined> {
-  if (t.batchKey && PLAIN_NAME.test(name)) return readShared(t, namespace, name);
+  // A name the batch parser would misread is read on its own, as an argv.
+  if (t.batchKey && isBatchSafe(name) && name !== "") return readShared(t, namespace, name);
   return readOne(t, namespace, name);
 }
-
-/** A name `ip -batch` reads back as one token. */
-const PLAIN_NAME = /^[A-Za-z0-9_.+-]+$/;
 
 interface ReadJob {
   t: Transport;
@@ -82,7 +81,7 @@ async function readJobs(namespace: string | undefined, jobs: ReadJob[]): Promise
   const t = jobs[0].t;
   const names = [...new Set(jobs.map((j) => j.name))];
   const argv = ipArgv(namespace, "-j", "-d", "-force", "-batch", "-");
-  const r = await t.run(argv, { stdin: names.map((n) => `addr show dev ${n}`).join("\n") + "\n" });
+  const r = await t.run(argv, { stdin: batchScript(names.map((n) => ["addr", "show", "dev", n])) });
   const lineErrors = new Map<number, string>();
   for (const m of r.stderr.matchAll(/([\s\S]*?)Command failed -:(\d+)\n?/g)) lineErrors.set(Number(m[2]), m[1].trim());
   if (r.code !== 0 && lineErrors.size === 0) {
