@@ -70,12 +70,10 @@ function connect(c: Connection): Transport {
  * A pooled connection that died silently (the host rebooted or was cut off, so no FIN
  * ever arrived) is only found out by using it: the command sent on it fails with
  * "closed before the command finished". The transport cannot retry that, since the
- * command may have run; the engine knows which commands only read (JSON output,
- * getent) and runs those once more, on the fresh connection the pool then dials.
+ * command may have run; a command its caller marked idempotent (the read helpers:
+ * RunOptions.idempotent) is run once more, on the fresh connection the pool then dials.
  */
 function retryReads(t: Transport): Transport {
-  // A `-j -batch` without -force carries changes with their read-back at the end (steps.ts): not a read.
-  const isRead = (argv: string[]) => (argv.includes("-j") && (!argv.includes("-batch") || argv.includes("-force"))) || argv[0] === "getent";
   return {
     label: t.label,
     batchKey: t.batchKey,
@@ -83,7 +81,7 @@ function retryReads(t: Transport): Transport {
       try {
         return await t.run(argv, opts);
       } catch (err) {
-        if (!(err instanceof ConnectionError && /closed before the command finished/.test(err.message) && isRead(argv))) throw err;
+        if (!(opts?.idempotent && err instanceof ConnectionError && /closed before the command finished/.test(err.message))) throw err;
         return t.run(argv, opts);
       }
     },
@@ -188,6 +186,10 @@ function clearAliasArgv(d: Desired): string[] {
   return ipArgv(d.namespace, "link", "set", "dev", d.name, "alias", "");
 }
 
+function inNamespace(d: Desired): string {
+  return d.namespace ? ` in namespace ${d.namespace}` : "";
+}
+
 function sortedKeys(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(sortedKeys);
   if (v && typeof v === "object") return Object.fromEntries(Object.keys(v).sort().map((k) => [k, sortedKeys((v as Record<string, unknown>)[k])]));
@@ -197,7 +199,7 @@ function sortedKeys(v: unknown): unknown {
 /** Kernel modules whose name differs from the kind's `info_kind` (for "no support" errors). */
 const KERNEL_MODULES: Record<string, string> = { vlan: "8021q", bond: "bonding" };
 
-export function linkSchema(kind: LinkKind) {
+function linkSchema(kind: LinkKind) {
   const base = z.strictObject({ ...commonLinkFields, ...kind.fields });
   return base.superRefine((v: any, ctx) => {
     if (v.master !== undefined && v.master === v.name && v.master !== UNKNOWN)
@@ -306,6 +308,10 @@ export class LinkEngine implements ResourceRuntime {
     });
   }
 
+  /**
+   * Creates the device, or finishes an interrupted create of these very inputs, or
+   * adopts an existing device when asked to (refusing anything it does not own).
+   */
   async create(inputs: Record<string, any>): Promise<{ id: string; outs: Record<string, any> }> {
     const d = inputs as Desired;
     const connection = resolveConnection(d.connection);
@@ -313,49 +319,80 @@ export class LinkEngine implements ResourceRuntime {
     const id = makeId(connection, d.namespace, d.name);
     const marker = creatingMarker(this.kind, connection, d);
     const existing = await readLink(t, d.namespace, d.name);
-    const kindHere = existing && (existing.linkinfo?.info_kind ?? "(plain device)");
-    // Left by an earlier create of these very inputs that could not remove it: ours to finish.
-    const leftover = existing !== undefined && kindHere === this.kind.infoKind && existing.ifalias === marker;
-    if (existing && !leftover) {
-      if (kindHere !== this.kind.infoKind)
-        throw new NetdevError(`${t.label}: a device named ${d.name}${d.namespace ? ` in namespace ${d.namespace}` : ""} already exists and is a ${kindHere}, not a ${this.kind.infoKind}; it was left untouched`);
-      if (!d.adopt) {
-        const note = isCreatingMarker(existing.ifalias) ? " (an interrupted pulumi-netdev create with other inputs left it)" : "";
-        throw new NetdevError(`${t.label}: ${this.kind.infoKind} ${d.name}${d.namespace ? ` in namespace ${d.namespace}` : ""} already exists${note}; it was left untouched. Set adopt: true to take it over, or choose another name`);
-      }
-      await this.kind.beforeWrite?.({ transport: t, desired: d });
-      const outs = await this.converge(t, d, existing, isCreatingMarker(existing.ifalias) ? [clearAliasArgv(d)] : []);
-      return { id, outs };
+    if (!existing) return { id, outs: await this.addMarked(t, d, marker) };
+    if (this.isOwnLeftover(existing, marker)) return { id, outs: await this.finishInterruptedCreate(t, d, existing, marker) };
+    return { id, outs: await this.adoptExisting(t, d, existing) };
+  }
+
+  /** Left by an earlier create of these very inputs that could not remove it: ours to finish. */
+  private isOwnLeftover(existing: LinkJson, marker: string): boolean {
+    return existing.linkinfo?.info_kind === this.kind.infoKind && existing.ifalias === marker;
+  }
+
+  /** Adopt policy: only a device of this kind, only with `adopt: true`; anything else is left untouched. */
+  private async adoptExisting(t: Transport, d: Desired, existing: LinkJson): Promise<Record<string, any>> {
+    const kindHere = existing.linkinfo?.info_kind ?? "(plain device)";
+    if (kindHere !== this.kind.infoKind)
+      throw new NetdevError(`${t.label}: a device named ${d.name}${inNamespace(d)} already exists and is a ${kindHere}, not a ${this.kind.infoKind}; it was left untouched`);
+    if (!d.adopt) {
+      const note = isCreatingMarker(existing.ifalias) ? " (an interrupted pulumi-netdev create with other inputs left it)" : "";
+      throw new NetdevError(`${t.label}: ${this.kind.infoKind} ${d.name}${inNamespace(d)} already exists${note}; it was left untouched. Set adopt: true to take it over, or choose another name`);
     }
     await this.kind.beforeWrite?.({ transport: t, desired: d });
-    // The marker goes in right after the add, in the same `ip -batch` (one process on the
-    // host), so a connection lost after the add cannot leave an unmarked device.
-    // (`ip link add ... alias X` is accepted, but the kernel ignores the alias on create.)
+    // A failure from here on never deletes the device: it was there before us.
+    return this.converge(t, d, existing, isCreatingMarker(existing.ifalias) ? [clearAliasArgv(d)] : []);
+  }
+
+  /**
+   * Marker protocol: the marker goes in right after the add, in the same `ip -batch`
+   * (one process on the host), so a connection lost after the add cannot leave an
+   * unmarked device; converging clears it. (`ip link add ... alias X` is accepted,
+   * but the kernel ignores the alias on create.)
+   */
+  private async addMarked(t: Transport, d: Desired, marker: string): Promise<Record<string, any>> {
+    await this.kind.beforeWrite?.({ transport: t, desired: d });
     const [add, ...rest] = this.kind.createArgv(d);
-    const createSteps = leftover ? [] : [add, ipArgv(d.namespace, "link", "set", "dev", d.name, "alias", marker), ...rest];
     try {
-      const { link, companions } = leftover ? { link: existing, companions: undefined } : await this.readDevice(t, d, createSteps);
+      const { link, companions } = await this.readDevice(t, d, [add, ipArgv(d.namespace, "link", "set", "dev", d.name, "alias", marker), ...rest]);
       if (!link) throw new NetdevError(`${t.label}: ${d.name} was not found right after it was created`);
-      const outs = await this.converge(t, d, link, [clearAliasArgv(d)], companions);
-      return { id, outs };
+      return await this.converge(t, d, link, [clearAliasArgv(d)], companions);
     } catch (err) {
-      // A half-made device would block the name forever and is not in the state: remove it.
-      // When the first line (the add) failed there is nothing of ours to remove, and the
-      // name may belong to something created meanwhile.
-      const addFailed = err instanceof CommandError && isDeepStrictEqual(err.argv, add) && !leftover;
-      if (addFailed && /Unknown device type/i.test(err.stderr))
-        throw new NetdevError(`${t.label}: this kernel has no ${this.kind.infoKind} support (module ${KERNEL_MODULES[this.kind.infoKind] ?? this.kind.infoKind} not available): \`${err.argv.join(" ")}\` failed: ${err.stderr.trim()}`);
-      if (!addFailed) {
-        const del = ipArgv(d.namespace, "link", "del", "dev", d.name);
-        const left = await t.run(del).then(
-          (r) => (r.code === 0 || isGoneError(r.stderr) ? undefined : r.stderr.trim()),
-          (e: Error) => e.message,
-        );
-        if (left !== undefined && err instanceof Error)
-          err.message += `; ${d.name} could not be removed (${left}): it is marked with ifalias ${marker}, and the next create of this resource with the same inputs takes it over`;
-      }
-      throw err;
+      // When the add itself failed there is nothing of ours to remove, and the name
+      // may belong to something created meanwhile.
+      if (err instanceof CommandError && isDeepStrictEqual(err.argv, add)) throw this.addError(t, err);
+      throw await this.rollBackCreate(t, d, marker, err);
     }
+  }
+
+  /** A device left marked by an earlier create of these inputs: converge it as if just added. */
+  private async finishInterruptedCreate(t: Transport, d: Desired, existing: LinkJson, marker: string): Promise<Record<string, any>> {
+    await this.kind.beforeWrite?.({ transport: t, desired: d });
+    try {
+      return await this.converge(t, d, existing, [clearAliasArgv(d)]);
+    } catch (err) {
+      throw await this.rollBackCreate(t, d, marker, err);
+    }
+  }
+
+  /**
+   * Rollback: a half-made device would block the name forever and is not in the state,
+   * so it is removed. Returns `err`, saying so when the removal failed too.
+   */
+  private async rollBackCreate(t: Transport, d: Desired, marker: string, err: unknown): Promise<unknown> {
+    const del = ipArgv(d.namespace, "link", "del", "dev", d.name);
+    const left = await t.run(del).then(
+      (r) => (r.code === 0 || isGoneError(r.stderr) ? undefined : r.stderr.trim()),
+      (e: Error) => e.message,
+    );
+    if (left !== undefined && err instanceof Error)
+      err.message += `; ${d.name} could not be removed (${left}): it is marked with ifalias ${marker}, and the next create of this resource with the same inputs takes it over`;
+    return err;
+  }
+
+  /** Error mapping of a failed add: a kernel without the kind's module says which module. */
+  private addError(t: Transport, err: CommandError): Error {
+    if (!/Unknown device type/i.test(err.stderr)) return err;
+    return new NetdevError(`${t.label}: this kernel has no ${this.kind.infoKind} support (module ${KERNEL_MODULES[this.kind.infoKind] ?? this.kind.infoKind} not available): \`${err.argv.join(" ")}\` failed: ${err.stderr.trim()}`);
   }
 
   /** Fixes what differs from `d`; `extra` lines run with the fixes (or alone when nothing differs). */

@@ -1,7 +1,7 @@
 import { CommandError } from "../errors";
 import { canonicalIp } from "../schema";
 import type { Transport } from "../transport/types";
-import { bridgeArgv, isGoneError, parseJson } from "./link";
+import { bridgeArgv, isGoneError, parseJson, READ_ONLY } from "./link";
 
 /** One entry of `bridge -j fdb show`. */
 export interface FdbJson {
@@ -29,7 +29,7 @@ export const FLOOD_MAC = "00:00:00:00:00:00";
 /** The device's forwarding entries (`bridge [-n ns] -j fdb show dev X`), or undefined when it is gone. */
 export async function readFdb(t: Transport, namespace: string | undefined, dev: string): Promise<FdbJson[] | undefined> {
   const argv = bridgeArgv(namespace, "-j", "fdb", "show", "dev", dev);
-  const r = await t.run(argv);
+  const r = await t.run(argv, READ_ONLY);
   if (r.code !== 0) {
     if (isGoneError(r.stderr)) return undefined;
     throw new CommandError(t.label, argv, r.code, r.stderr);

@@ -2,7 +2,7 @@ import { submit } from "../batching";
 import { CommandError, NotFoundError } from "../errors";
 import { batchScript, isBatchSafe } from "../ipBatch";
 import { canonicalIp } from "../schema";
-import type { Transport } from "../transport/types";
+import type { RunOptions, Transport } from "../transport/types";
 
 /** One entry of `ip -j -d addr show` (link details plus addresses). */
 export interface LinkJson {
@@ -37,9 +37,12 @@ export function bridgeArgv(namespace: string | undefined, ...args: string[]): st
 
 const GONE = /does not exist|Cannot find device|Cannot open network namespace|No such device/;
 
+/** A command that only reads: safe to run again (RunOptions.idempotent). */
+export const READ_ONLY: RunOptions = Object.freeze({ idempotent: true });
+
 /** Runs argv and throws CommandError on a non-zero exit. */
-export async function runChecked(t: Transport, argv: string[], stdin?: string): Promise<string> {
-  const r = await t.run(argv, { stdin });
+export async function runChecked(t: Transport, argv: string[], opts: RunOptions = {}): Promise<string> {
+  const r = await t.run(argv, opts);
   if (r.code !== 0) throw new CommandError(t.label, argv, r.code, r.stderr);
   return r.stdout;
 }
@@ -81,7 +84,7 @@ async function readJobs(namespace: string | undefined, jobs: ReadJob[]): Promise
   const t = jobs[0].t;
   const names = [...new Set(jobs.map((j) => j.name))];
   const argv = ipArgv(namespace, "-j", "-d", "-force", "-batch", "-");
-  const r = await t.run(argv, { stdin: batchScript(names.map((n) => ["addr", "show", "dev", n])) });
+  const r = await t.run(argv, { stdin: batchScript(names.map((n) => ["addr", "show", "dev", n])), idempotent: true });
   const lineErrors = new Map<number, string>();
   for (const m of r.stderr.matchAll(/([\s\S]*?)Command failed -:(\d+)\n?/g)) lineErrors.set(Number(m[2]), m[1].trim());
   if (r.code !== 0 && lineErrors.size === 0) {
@@ -109,7 +112,7 @@ async function readJobs(namespace: string | undefined, jobs: ReadJob[]): Promise
 
 async function readOne(t: Transport, namespace: string | undefined, name: string): Promise<LinkJson | undefined> {
   const argv = ipArgv(namespace, "-j", "-d", "addr", "show", "dev", name);
-  const r = await t.run(argv);
+  const r = await t.run(argv, READ_ONLY);
   if (r.code !== 0) {
     if (GONE.test(r.stderr)) return undefined;
     throw new CommandError(t.label, argv, r.code, r.stderr);
@@ -121,7 +124,7 @@ async function readOne(t: Transport, namespace: string | undefined, name: string
 /** Every device in a namespace, with details and addresses, in one call. */
 export async function readAllLinks(t: Transport, namespace: string | undefined): Promise<LinkJson[]> {
   const argv = ipArgv(namespace, "-j", "-d", "addr", "show");
-  const r = await t.run(argv);
+  const r = await t.run(argv, READ_ONLY);
   if (r.code !== 0) {
     if (GONE.test(r.stderr)) throw new NotFoundError(`${t.label}: network namespace ${namespace} does not exist`);
     throw new CommandError(t.label, argv, r.code, r.stderr);

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { ipArgv, isAdminUp, type LinkJson, runChecked } from "../iproute/link";
+import { ipArgv, isAdminUp, type LinkJson, READ_ONLY, runChecked } from "../iproute/link";
 import { ifname, ipv4Address, setOf, UNKNOWN } from "../schema";
 import type { Transport } from "../transport/types";
 import type { Desired, LinkKind, Mismatch } from "./types";
@@ -46,7 +46,7 @@ function optionArgs(d: Desired, field: string): string[] {
  */
 export async function readSlaves(t: Transport, namespace: string | undefined, bond: string): Promise<string[]> {
   const cat = ["cat", `/proc/net/bonding/${bond}`];
-  return parseProcSlaves(await runChecked(t, namespace ? ["ip", "netns", "exec", namespace, ...cat] : cat));
+  return parseProcSlaves(await runChecked(t, namespace ? ["ip", "netns", "exec", namespace, ...cat] : cat, READ_ONLY));
 }
 
 export function parseProcSlaves(text: string): string[] {

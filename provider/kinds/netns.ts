@@ -2,7 +2,7 @@ import { z } from "zod";
 import { connectionInputSchema } from "../connection";
 import { checkInputs, diffInputs, makeId, resolveConnection, type ResourceRuntime, stripUndefined, transportFor } from "../engine";
 import { CommandError, NetdevError } from "../errors";
-import { ipArgv, parseJson, runChecked } from "../iproute/link";
+import { ipArgv, parseJson, READ_ONLY, runChecked } from "../iproute/link";
 import { netnsName } from "../schema";
 import type { Transport } from "../transport/types";
 
@@ -18,7 +18,7 @@ const schema = z.strictObject(namespaceFields);
 
 async function exists(t: Transport, name: string): Promise<boolean> {
   const argv = ["ip", "-j", "netns", "list"];
-  const list = parseJson<{ name: string }[]>(await runChecked(t, argv), t.label, argv) ?? [];
+  const list = parseJson<{ name: string }[]>(await runChecked(t, argv, READ_ONLY), t.label, argv) ?? [];
   return list.some((n) => n.name === name);
 }
 
@@ -53,7 +53,7 @@ export const namespace: ResourceRuntime = {
     if (!(await exists(t, props.name))) return;
     // `ip netns del` would silently destroy whatever is still inside (veth ends, taps...).
     const argv = ipArgv(props.name, "-j", "link", "show");
-    const links = parseJson<{ ifname: string }[]>(await runChecked(t, argv), t.label, argv);
+    const links = parseJson<{ ifname: string }[]>(await runChecked(t, argv, READ_ONLY), t.label, argv);
     const inside = links.map((l) => l.ifname).filter((n) => n !== "lo");
     if (inside.length > 0)
       throw new NetdevError(`${t.label}: network namespace ${props.name} still holds ${inside.join(", ")}; refusing to delete it (delete or move those devices first)`);

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { ipArgv } from "../iproute/link";
+import { ipArgv, READ_ONLY } from "../iproute/link";
 import type { Transport } from "../transport/types";
 import type { Desired, LinkKind } from "./types";
 
@@ -11,7 +11,7 @@ const account = z.union([
 /** `ip -d` prints the owner by name when the host can resolve it; compare by number then. */
 async function numericId(t: Transport, db: "passwd" | "group", value: unknown): Promise<unknown> {
   if (typeof value !== "string" || /^\d+$/.test(value)) return typeof value === "string" ? Number(value) : value;
-  const r = await t.run(["getent", db, value]);
+  const r = await t.run(["getent", db, value], READ_ONLY);
   const id = r.code === 0 ? Number(r.stdout.split(":")[2]) : NaN;
   return Number.isFinite(id) ? id : value;
 }

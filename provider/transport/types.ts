@@ -7,6 +7,12 @@ export interface RunResult {
 export interface RunOptions {
   /** Bytes fed to the command's standard input (e.g. an `ip -batch -` script). */
   stdin?: string;
+  /**
+   * The command only reads (running it twice changes nothing on the host). Set by the
+   * read helpers; only such a command is run again when the connection it went out
+   * on turns out to be dead (engine.ts retryReads). Absent: never retried.
+   */
+  idempotent?: boolean;
 }
 
 /** The one port between the provider and a host: run an argv, get its output. */
