@@ -1,7 +1,7 @@
 import { CommandError } from "../errors";
 import { canonicalIp } from "../schema";
 import type { Transport } from "../transport/types";
-import { ipArgv, isGoneError, parseJson } from "./link";
+import { ipArgv, isGoneError, parseJson, READ_ONLY } from "./link";
 
 /** One entry of `ip -j route show` (fields the kernel leaves at their default are omitted). */
 export interface RouteJson {
@@ -41,7 +41,7 @@ export function defaultMetric(family: Family): number {
  */
 export async function readRoutes(t: Transport, namespace: string | undefined, family: Family, table: string, prefix: string): Promise<RouteJson[]> {
   const argv = ipArgv(namespace, "-j", `-${family}`, "route", "show", "table", table, "exact", prefix);
-  const r = await t.run(argv);
+  const r = await t.run(argv, READ_ONLY);
   if (r.code !== 0) {
     if (isGoneError(r.stderr)) return [];
     throw new CommandError(t.label, argv, r.code, r.stderr);
@@ -52,7 +52,7 @@ export async function readRoutes(t: Transport, namespace: string | undefined, fa
 /** Every route of one family in a table that leaves through `dev` (its `dev` field is then omitted). */
 export async function readRoutesVia(t: Transport, namespace: string | undefined, family: Family, dev: string, table = "all"): Promise<RouteJson[]> {
   const argv = ipArgv(namespace, "-j", `-${family}`, "route", "show", "table", table, "dev", dev);
-  const r = await t.run(argv);
+  const r = await t.run(argv, READ_ONLY);
   if (r.code !== 0) throw new CommandError(t.label, argv, r.code, r.stderr);
   return (parseJson<RouteJson[]>(r.stdout, t.label, argv) ?? []).map((x) => ({ ...x, dev }));
 }
