@@ -7,6 +7,8 @@ import { ipArgv, isAdminUp, isGoneError, type LinkJson, linkAddresses, readLink 
 import type { Desired, LinkKind, Mismatch, ReadContext } from "./kinds/types";
 import { type CheckFailure, commonLinkFields, containsUnknown, UNKNOWN, validate } from "./schema";
 import { type GenericAttributes, genericLinkSteps } from "./linkSteps";
+import { commonPersistLimits, type PersistLimit } from "./networkd";
+import * as persist from "./persist";
 import { runSteps } from "./steps";
 import { SshTransport } from "./transport/ssh";
 import type { Transport } from "./transport/types";
@@ -30,11 +32,14 @@ export interface DiffResult {
 // ---- provider-wide settings (one provider host process) ----
 
 let connectionDefaults: Partial<Connection> = {};
+/** Stack config `netdev:persist`: the default of every resource's `persist`. */
+let persistDefault = false;
 let makeTransport: (c: Connection) => Transport = (c) => new SshTransport(c);
 
 /** Called by the shim's `configure` with stack config (`netdev:*` keys). */
 export function configureDefaults(get: (key: string) => string | undefined): void {
   connectionDefaults = connectionDefaultsFromConfig(get);
+  persistDefault = get("persist") === "true";
 }
 
 /** Tests swap the SSH transport for a fake or local one. */
@@ -44,6 +49,7 @@ export function setTransportFactory(factory: (c: Connection) => Transport): void
 
 export function resetDefaults(): void {
   connectionDefaults = {};
+  persistDefault = false;
 }
 
 /** The effective connection: the resource's own fields over stack-config defaults. */
@@ -158,7 +164,7 @@ export function makeId(connection: Connection, namespace: string | undefined, na
 /** Fields the engine reconciles for every link kind, in the order they are applied. */
 const COMMON_FIELDS = ["mtu", "macAddress", "master", "addresses", "up"] as const;
 /** Inputs that are not device state (`__provider` is the shim module the provider host passes back in). */
-const NOT_DEVICE_STATE = new Set(["__provider", "connection", "adopt", "name", "namespace"]);
+const NOT_DEVICE_STATE = new Set(["__provider", "connection", "adopt", "name", "namespace", "persist", "persistedFiles"]);
 const VERIFY_ATTEMPTS = 5;
 const VERIFY_DELAY_MS = 150;
 
@@ -205,7 +211,13 @@ function linkSchema(kind: LinkKind) {
     if (v.master !== undefined && v.master === v.name && v.master !== UNKNOWN)
       ctx.addIssue({ code: "custom", path: ["master"], message: `must not be the device itself ("${v.name}")` });
     kind.refine?.(v, ctx);
+    if (v.persist === true) for (const l of persistLimits(kind, v)) ctx.addIssue({ code: "custom", path: [l.field], message: l.reason });
   });
+}
+
+/** What `persist` cannot carry for these inputs (a device in a namespace, a vxlan's inherited TOS, ...). */
+export function persistLimits(kind: LinkKind, v: Desired): PersistLimit[] {
+  return [...commonPersistLimits(v), ...(kind.persistLimits?.(v) ?? [])];
 }
 
 function commonState(link: LinkJson): Record<string, unknown> {
@@ -227,8 +239,13 @@ export class LinkEngine implements ResourceRuntime {
     this.replaceOn = ["name", "namespace", ...kind.replaceOn];
   }
 
-  check(_olds: Record<string, any>, news: Record<string, any>) {
-    return checkInputs(this.schema, news);
+  async check(_olds: Record<string, any>, news: Record<string, any>) {
+    const result = await checkInputs(this.schema, news);
+    // The stack-wide default applies where it can: a device it cannot persist (in a
+    // namespace, ...) stays as it was rather than failing the whole stack's check.
+    const v = result.inputs;
+    if (result.failures.length === 0 && v.persist === undefined && persistDefault && !containsUnknown(v) && persistLimits(this.kind, v as Desired).length === 0) v.persist = true;
+    return result;
   }
 
   async diff(_id: string, olds: Record<string, any>, news: Record<string, any>): Promise<DiffResult> {
@@ -316,6 +333,7 @@ export class LinkEngine implements ResourceRuntime {
     const d = inputs as Desired;
     const connection = resolveConnection(d.connection);
     const t = connect(connection);
+    if (d.persist) await persist.preflight(t);
     const id = makeId(connection, d.namespace, d.name);
     const marker = creatingMarker(this.kind, connection, d);
     const existing = await readLink(t, d.namespace, d.name);
@@ -340,7 +358,20 @@ export class LinkEngine implements ResourceRuntime {
     }
     await this.kind.beforeWrite?.({ transport: t, desired: d });
     // A failure from here on never deletes the device: it was there before us.
-    return this.converge(t, d, existing, isCreatingMarker(existing.ifalias) ? [clearAliasArgv(d)] : []);
+    return this.persisted(t, d, await this.converge(t, d, existing, isCreatingMarker(existing.ifalias) ? [clearAliasArgv(d)] : []));
+  }
+
+  /**
+   * Persistence after the kernel is converged and verified: writes (or removes) the
+   * networkd files and records them in the outputs (`persistedFiles`).
+   */
+  private async persisted(t: Transport, d: Desired, outs: Record<string, any>, previous?: persist.PersistedFile[]): Promise<Record<string, any>> {
+    const { persistedFiles: _old, ...rest } = outs;
+    if (!d.persist) {
+      await persist.removeFiles(t, previous);
+      return rest;
+    }
+    return { ...rest, persist: true, persistedFiles: await persist.writeFiles(t, this.kind, d, outs, previous) };
   }
 
   /**
@@ -355,7 +386,7 @@ export class LinkEngine implements ResourceRuntime {
     try {
       const { link, companions } = await this.readDevice(t, d, [add, ipArgv(d.namespace, "link", "set", "dev", d.name, "alias", marker), ...rest]);
       if (!link) throw new NetdevError(`${t.label}: ${d.name} was not found right after it was created`);
-      return await this.converge(t, d, link, [clearAliasArgv(d)], companions);
+      return await this.persisted(t, d, await this.converge(t, d, link, [clearAliasArgv(d)], companions));
     } catch (err) {
       // When the add itself failed there is nothing of ours to remove, and the name
       // may belong to something created meanwhile.
@@ -368,7 +399,7 @@ export class LinkEngine implements ResourceRuntime {
   private async finishInterruptedCreate(t: Transport, d: Desired, existing: LinkJson, marker: string): Promise<Record<string, any>> {
     await this.kind.beforeWrite?.({ transport: t, desired: d });
     try {
-      return await this.converge(t, d, existing, [clearAliasArgv(d)]);
+      return await this.persisted(t, d, await this.converge(t, d, existing, [clearAliasArgv(d)]));
     } catch (err) {
       throw await this.rollBackCreate(t, d, marker, err);
     }
@@ -409,21 +440,27 @@ export class LinkEngine implements ResourceRuntime {
     const t = transportFor(props.connection);
     const { link, companions } = await this.readDevice(t, props as Desired);
     if (!link || link.linkinfo?.info_kind !== this.kind.infoKind) return { id: "", props: {} };
-    return { id, props: await this.outputs(t, props as Desired, link, await this.actualState(t, props as Desired, link, companions)) };
+    const outs = await this.outputs(t, props as Desired, link, await this.actualState(t, props as Desired, link, companions));
+    // Files edited or removed outside Pulumi show up as `persist: false` (a diff the next up repairs).
+    if (props.persist) outs.persist = await persist.filesIntact(t, props.persistedFiles ?? []);
+    return { id, props: stripUndefined({ ...outs, persistedFiles: props.persistedFiles }) };
   }
 
-  async update(_id: string, _olds: Record<string, any>, news: Record<string, any>): Promise<{ outs: Record<string, any> }> {
+  async update(_id: string, olds: Record<string, any>, news: Record<string, any>): Promise<{ outs: Record<string, any> }> {
     const d = news as Desired;
     const t = transportFor(d.connection);
+    if (d.persist && !olds.persistedFiles?.length) await persist.preflight(t);
     const { link, companions } = await this.readDevice(t, d);
     if (!link) throw new NetdevError(`${t.label}: ${d.name} no longer exists (deleted outside Pulumi?); run \`pulumi refresh\` and then \`pulumi up\` to recreate it`);
     await this.kind.beforeWrite?.({ transport: t, desired: d });
-    return { outs: await this.converge(t, d, link, [], companions) };
+    return { outs: await this.persisted(t, d, await this.converge(t, d, link, [], companions), olds.persistedFiles) };
   }
 
   async delete(_id: string, props: Record<string, any>): Promise<void> {
     const d = props as Desired;
     const t = transportFor(d.connection);
+    // Files first: a device that outlived its delete comes back at boot only if they stayed.
+    await persist.removeFiles(t, props.persistedFiles);
     if (this.kind.beforeDeleteArgv) {
       const link = await readLink(t, d.namespace, d.name);
       if (!link) return;

@@ -90,6 +90,12 @@ export const commonLinkFields = {
   addresses: setOf(cidr, "addresses").optional(),
   /** Take over an existing device of the same kind and name instead of failing. Default false. */
   adopt: z.boolean().default(false),
+  /**
+   * Keep the device across a reboot: also write systemd-networkd files under
+   * /etc/systemd/network/ (README "Surviving reboots"). Default: stack config
+   * `netdev:persist`, else false.
+   */
+  persist: z.boolean().optional(),
 };
 
 export interface CheckFailure {

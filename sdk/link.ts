@@ -22,6 +22,10 @@ export abstract class LinkResource extends NetdevResource {
   declare readonly master: pulumi.Output<string | undefined>;
   /** Administratively up. */
   declare readonly up: pulumi.Output<boolean>;
+  /** Kept across reboots by systemd-networkd files; after a refresh, false when a file was edited or removed outside Pulumi. */
+  declare readonly persist: pulumi.Output<boolean | undefined>;
+  /** The networkd files written for `persist` (path and SHA-256 of the content written). */
+  declare readonly persistedFiles: pulumi.Output<{ path: string; sha256: string }[] | undefined>;
 
   protected constructor(kind: string, name: string, args: object, opts: pulumi.CustomResourceOptions | undefined, extraOutputs: readonly string[] = []) {
     super(kind, name, withOutputs(args as Record<string, unknown>, [...LINK_OUTPUTS, ...extraOutputs]), opts);

@@ -21,7 +21,7 @@ export type ArgsOf<F extends z.ZodRawShape> = {
 export type LinkArgs<F extends z.ZodRawShape> = ArgsOf<typeof commonLinkFields & F>;
 
 /** Names of the outputs every link resource has besides its inputs. */
-export const LINK_OUTPUTS = ["ifindex", "macAddress", "operState", "mtu", "addresses", "master", "up"] as const;
+export const LINK_OUTPUTS = ["ifindex", "macAddress", "operState", "mtu", "addresses", "master", "up", "persist", "persistedFiles"] as const;
 
 export function withOutputs(args: Record<string, unknown>, outputs: readonly string[]): Record<string, unknown> {
   const props: Record<string, unknown> = { ...args };

@@ -2,6 +2,7 @@ import { z } from "zod";
 import { ipArgv, isAdminUp, type LinkJson, READ_ONLY, runChecked } from "../iproute/link";
 import { ifname, ipv4Address, setOf, UNKNOWN } from "../schema";
 import type { Transport } from "../transport/types";
+import { netdevUnit, networkUnit, section } from "../networkd";
 import type { Desired, LinkKind, Mismatch } from "./types";
 
 const MODES = ["balance-rr", "active-backup", "balance-xor", "broadcast", "802.3ad", "balance-tlb", "balance-alb"] as const;
@@ -156,6 +157,30 @@ export const bond = {
       arpInterval: data.arp_interval,
       arpIpTargets: [...((data.arp_ip_target as string[] | undefined) ?? [])].sort(),
       slaves: await readSlaves(transport, desired.namespace, link.ifname),
+    };
+  },
+  networkd(d: Desired, facts) {
+    const msec = (v: number | undefined) => (v === undefined ? undefined : `${v}ms`);
+    const own = section("Bond", [
+      ["Mode", d.mode],
+      ["MIIMonitorSec", msec(d.miimon)],
+      ["UpDelaySec", msec(d.updelay)],
+      ["DownDelaySec", msec(d.downdelay)],
+      ["LACPTransmitRate", d.lacpRate],
+      ["TransmitHashPolicy", d.xmitHashPolicy],
+      ["MinLinks", d.minLinks],
+      ["ARPIntervalSec", msec(d.arpInterval)],
+      ["ARPIPTargets", d.arpIpTargets?.length ? d.arpIpTargets.join(" ") : undefined],
+    ]);
+    // The bond's Ethernet address is its first slave's: networkd enslaves in the
+    // order the slaves appear at boot, so the address is pinned (facts.macAddress,
+    // the kernel's now) and the bond comes back with the same one.
+    return {
+      units: [netdevUnit(d.name, "bond", [own]), networkUnit(d.name, d, facts)],
+      others: (d.slaves ?? []).map((s: string) => ({
+        device: s,
+        entries: [["Bond", d.name], ...(d.primary === s ? [["PrimarySlave", "yes"]] : [])] as [string, string][],
+      })),
     };
   },
   updateArgv(d: Desired, mismatches: Mismatch[], link: LinkJson, actual: Record<string, unknown>) {

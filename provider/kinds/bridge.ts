@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { ipArgv } from "../iproute/link";
+import { netdevUnit, networkUnit, sec, section } from "../networkd";
 import type { Desired, LinkKind } from "./types";
 
 /**
@@ -81,6 +82,21 @@ export const bridge = {
     // readable until the change ends, so it is taken as asked.
     if (data.stp_state === 1 && data.topology_change === 1) fields.ageingTime = desired.ageingTime;
     return fields;
+  },
+  networkd(d, facts) {
+    const own = section("Bridge", [
+      ["STP", d.stp],
+      ["ForwardDelaySec", d.forwardDelay === undefined ? undefined : sec(d.forwardDelay)],
+      ["HelloTimeSec", d.helloTime === undefined ? undefined : sec(d.helloTime)],
+      ["MaxAgeSec", d.maxAge === undefined ? undefined : sec(d.maxAge)],
+      ["AgeingTimeSec", d.ageingTime === undefined ? undefined : sec(d.ageingTime)],
+      ["Priority", d.priority],
+      ["VLANFiltering", d.vlanFiltering],
+      ["DefaultPVID", d.vlanDefaultPvid === 0 ? "none" : d.vlanDefaultPvid],
+      ["VLANProtocol", d.vlanProtocol?.toLowerCase()],
+      ["MulticastSnooping", d.mcastSnooping],
+    ]);
+    return { units: [netdevUnit(d.name, "bridge", [own]), networkUnit(d.name, d, facts)], others: [] };
   },
   updateArgv(d, mismatches) {
     // Every bridge option is changeable in place (br_changelink); one per line.

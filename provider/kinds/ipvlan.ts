@@ -2,6 +2,7 @@ import { z } from "zod";
 import { NetdevError } from "../errors";
 import { ipArgv, type LinkJson, readAllLinks } from "../iproute/link";
 import { ifname } from "../schema";
+import { netdevUnit, networkUnit, section } from "../networkd";
 import type { Desired, LinkKind, ReadContext } from "./types";
 
 const FLAGS = ["bridge", "private", "vepa"] as const;
@@ -79,6 +80,14 @@ export const ipvlan = {
   readFields(link: LinkJson) {
     const data = link.linkinfo?.info_data ?? {};
     return { parent: link.link, mode: data.mode, flag: flagOf(data) };
+  },
+  networkd(d: Desired) {
+    // An ipvlan always carries its parent's Ethernet address: nothing to pin.
+    const own = section("IPVLAN", [["Mode", d.mode.toUpperCase()], ["Flags", d.flag]]);
+    return {
+      units: [netdevUnit(d.name, "ipvlan", [own]), networkUnit(d.name, d, {})],
+      others: [{ device: d.parent, entries: [["IPVLAN", d.name]] as [string, string][] }],
+    };
   },
   updateArgv(d: Desired, mismatches) {
     const parent = mismatches.find((m) => m.field === "parent");

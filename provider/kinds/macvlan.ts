@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { ipArgv, type LinkJson } from "../iproute/link";
 import { ifname, macAddress, setOf, UNKNOWN } from "../schema";
+import { netdevUnit, networkUnit, section } from "../networkd";
 import type { Desired, LinkKind, Mismatch } from "./types";
 
 /**
@@ -76,6 +77,13 @@ function macvKind<R extends string, K extends "macvlan" | "macvtap">(resource: R
       // macaddr_data when it is empty; leaving source mode flushes it.
       const macs = data.mode === "source" ? ((data.macaddr_data as string[] | undefined) ?? []).map((m) => m.toLowerCase()).sort() : undefined;
       return { parent: link.link, mode: data.mode, sourceMacs: macs };
+    },
+    networkd(d: Desired, facts) {
+      const own = section(infoKind.toUpperCase(), [["Mode", d.mode], ...(d.mode === "source" ? (d.sourceMacs ?? []).map((m: string): [string, string] => ["SourceMACAddress", m]) : [])]);
+      return {
+        units: [netdevUnit(d.name, infoKind, [own]), networkUnit(d.name, d, facts)],
+        others: [{ device: d.parent, entries: [[infoKind.toUpperCase(), d.name]] as [string, string][] }],
+      };
     },
     updateArgv(d: Desired, mismatches: Mismatch[]) {
       const set = (...args: string[]) => ipArgv(d.namespace, "link", "set", "dev", d.name, "type", infoKind, ...args);

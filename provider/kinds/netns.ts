@@ -13,8 +13,13 @@ export const namespaceFields = {
   name: netnsName,
   /** Take over an existing namespace of this name instead of failing. Default false. */
   adopt: z.boolean().default(false),
+  /** Not supported: systemd-networkd does not create network namespaces, so a Namespace cannot survive a reboot. Only false is accepted. */
+  persist: z.boolean().optional(),
 };
-const schema = z.strictObject(namespaceFields);
+const schema = z.strictObject(namespaceFields).superRefine((v, ctx) => {
+  if (v.persist === true)
+    ctx.addIssue({ code: "custom", path: ["persist"], message: "cannot be set on a Namespace: systemd-networkd does not create network namespaces, so nothing can recreate it at boot (iproute2's /run/netns is gone after a reboot)" });
+});
 
 async function exists(t: Transport, name: string): Promise<boolean> {
   const argv = ["ip", "-j", "netns", "list"];

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { ipArgv, READ_ONLY } from "../iproute/link";
 import type { Transport } from "../transport/types";
+import { netdevUnit, networkUnit, section } from "../networkd";
 import type { Desired, LinkKind } from "./types";
 
 const account = z.union([
@@ -64,6 +65,18 @@ export const tuntap = {
       vnetHdr: data.vnet_hdr === true,
       pi: data.pi === true,
     };
+  },
+  networkd(d, facts) {
+    const own = section(d.mode === "tun" ? "Tun" : "Tap", [
+      ["User", d.owner],
+      ["Group", d.group],
+      ["MultiQueue", d.multiQueue || undefined],
+      ["VNetHeader", d.vnetHdr || undefined],
+      ["PacketInfo", d.pi || undefined],
+    ]);
+    // A tun device has no Ethernet address to pin.
+    const pinned = d.mode === "tun" ? {} : facts;
+    return { units: [netdevUnit(d.name, d.mode, [own]), networkUnit(d.name, d, pinned)], others: [] };
   },
   updateArgv(d: Desired, mismatches) {
     // Every tun/tap option is fixed at TUNSETIFF time; diff replaces the device instead.

@@ -1,5 +1,6 @@
 import type { z } from "zod";
 import type { LinkJson } from "../iproute/link";
+import type { NetworkdFacts, NetworkdFiles, PersistLimit } from "../networkd";
 import type { Transport } from "../transport/types";
 
 /** Validated inputs of a link resource (common fields plus the kind's own). */
@@ -64,4 +65,8 @@ export interface LinkKind {
   beforeWrite?(ctx: ReadContext): Promise<void>;
   /** Commands to run before deleting the device (e.g. releasing bond slaves). */
   beforeDeleteArgv?(d: Desired, link: LinkJson, ctx: ReadContext): string[][] | Promise<string[][]>;
+  /** The systemd-networkd files that recreate the device at boot (`persist`, DESIGN.md §8). Pure. */
+  networkd(d: Desired, facts: NetworkdFacts): NetworkdFiles;
+  /** Inputs of this kind that the files cannot carry across a reboot: `check` errors when `persist` is set. */
+  persistLimits?(d: Desired): PersistLimit[];
 }

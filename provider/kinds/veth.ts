@@ -2,6 +2,7 @@ import { z } from "zod";
 import { commonLinkFields, ifname, netnsName, UNKNOWN } from "../schema";
 import { ipArgv, isAdminUp, type LinkJson, linkAddresses, readLink } from "../iproute/link";
 import { genericLinkSteps } from "../linkSteps";
+import { netdevUnit, networkUnit, section } from "../networkd";
 import type { Desired, LinkKind, Mismatch } from "./types";
 
 /** Peer input → the generic attribute it sets on the peer. */
@@ -72,6 +73,22 @@ export const veth = {
       peerAddresses: linkAddresses(peer),
       peerUp: isAdminUp(peer),
       peerIfindex: peer.ifindex,
+    };
+  },
+  persistLimits(d) {
+    return d.peerNamespace !== undefined && d.peerNamespace !== d.namespace
+      ? [{ field: "persist", reason: `cannot be set on a VethPair whose peer is in another network namespace (peerNamespace "${d.peerNamespace}"): systemd-networkd cannot put the peer there at boot` }]
+      : [];
+  },
+  networkd(d, facts) {
+    const peer = { mtu: d.peerMtu, macAddress: d.peerMacAddress, master: d.peerMaster, addresses: d.peerAddresses, up: d.peerUp };
+    return {
+      units: [
+        netdevUnit(d.name, "veth", [section("Peer", [["Name", d.peerName], ["MACAddress", d.peerMacAddress ?? facts.peerMacAddress]])]),
+        networkUnit(d.name, d, facts),
+        networkUnit(d.peerName, peer, { macAddress: facts.peerMacAddress, masterKind: facts.peerMasterKind }),
+      ],
+      others: [],
     };
   },
   updateArgv(d, mismatches: Mismatch[], _link: LinkJson) {

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { ipArgv, type LinkJson } from "../iproute/link";
 import { ifname } from "../schema";
+import { netdevUnit, networkUnit, section } from "../networkd";
 import type { Desired, LinkKind, Mismatch } from "./types";
 
 const U32_MAX = 4294967295;
@@ -94,6 +95,24 @@ export const vlan = {
       ...Object.fromEntries((Object.keys(FLAGS) as Flag[]).map((f) => [f, flags.includes(FLAGS[f].kernel)])),
       ingressQosMap: mapOf(data.ingress_qos),
       egressQosMap: mapOf(data.egress_qos),
+    };
+  },
+  networkd(d: Desired, facts) {
+    const qos = (m: Record<string, number> | undefined) =>
+      m && Object.keys(m).length ? Object.entries(m).sort(([a], [b]) => Number(a) - Number(b)).map(([from, to]) => `${from}-${to}`).join(" ") : undefined;
+    const own = section("VLAN", [
+      ["Id", d.vlanId],
+      ["Protocol", d.protocol.toLowerCase()],
+      ["ReorderHeader", d.reorderHdr],
+      ["GVRP", d.gvrp],
+      ["MVRP", d.mvrp],
+      ["LooseBinding", d.looseBinding],
+      ["IngressQOSMaps", qos(d.ingressQosMap)],
+      ["EgressQOSMaps", qos(d.egressQosMap)],
+    ]);
+    return {
+      units: [netdevUnit(d.name, "vlan", [own]), networkUnit(d.name, d, facts)],
+      others: [{ device: d.parent, entries: [["VLAN", d.name]] as [string, string][] }],
     };
   },
   updateArgv(d: Desired, mismatches: Mismatch[]) {

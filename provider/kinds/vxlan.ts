@@ -4,6 +4,7 @@ import { NetdevError } from "../errors";
 import { floodAppendArgv, floodDelArgv, floodDestinations, readFdb } from "../iproute/fdb";
 import { ipArgv, type LinkJson } from "../iproute/link";
 import { canonicalIp, ifname, ipAddress, setOf, UNKNOWN } from "../schema";
+import { netdevUnit, networkUnit, type PersistLimit, section } from "../networkd";
 import type { Desired, LinkKind, Mismatch } from "./types";
 
 const VNI_MAX = 16_777_215;
@@ -208,6 +209,33 @@ export const vxlan = {
       tos: parseTos(data.tos),
       learning: data.learning,
       ageing: data.ageing,
+    };
+  },
+  persistLimits(d: Desired) {
+    const out: PersistLimit[] = [];
+    // networkd's TOS= and TTL= take numbers only (TTL=0 is "auto"): inheritance cannot be written.
+    if (d.tos === "inherit") out.push({ field: "tos", reason: `"inherit" cannot be persisted: systemd-networkd's TOS= takes a number only; use a number or persist: false` });
+    if (d.ttl === "inherit") out.push({ field: "ttl", reason: `"inherit" cannot be persisted: systemd-networkd's TTL= takes a number only; use a number, "auto" or persist: false` });
+    return out;
+  },
+  networkd(d: Desired, facts) {
+    const own = section("VXLAN", [
+      ["VNI", d.vni],
+      ["Local", d.local],
+      ["Remote", d.remote],
+      ["Group", d.group],
+      ["DestinationPort", d.dstPort],
+      ["TTL", d.ttl === "auto" ? 0 : d.ttl],
+      ["TOS", d.tos],
+      ["MacLearning", d.learning],
+      ["FDBAgeingSec", d.ageing],
+      // Without an underlay device no parent .network names it; Independent= creates it on its own.
+      ["Independent", d.dev === undefined ? true : undefined],
+    ]);
+    const fdb = (d.remotes ?? []).map((peer: string) => section("BridgeFDB", [["MACAddress", "00:00:00:00:00:00"], ["Destination", peer]]));
+    return {
+      units: [netdevUnit(d.name, "vxlan", [own]), networkUnit(d.name, d, facts, fdb)],
+      others: d.dev === undefined ? [] : [{ device: d.dev, entries: [["VXLAN", d.name]] as [string, string][] }],
     };
   },
   updateArgv(d: Desired, mismatches: Mismatch[], link: LinkJson) {
