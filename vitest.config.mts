@@ -9,7 +9,7 @@ export default defineConfig({
     hookTimeout: 600_000,
     reporters: ["default", ["json", { outputFile: ".cache/test-results.json" }]],
     projects: [
-      { extends: true, test: { name: "unit", include: ["test/unit/**/*.test.ts"], sequence: { groupOrder: 0 } } },
+      { extends: true, test: { name: "unit", include: ["test/unit/**/*.test.ts"], setupFiles: ["test/support/strict-fake.ts"], sequence: { groupOrder: 0 } } },
       {
         extends: true,
         test: {

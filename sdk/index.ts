@@ -4,6 +4,7 @@ export { IpvlanLink, type IpvlanLinkArgs } from "./ipvlanLink";
 export { MacvlanLink, type MacvlanLinkArgs } from "./macvlanLink";
 export { MacvtapLink, type MacvtapLinkArgs } from "./macvtapLink";
 export { Namespace, type NamespaceArgs } from "./namespace";
+export { Route, type RouteArgs } from "./route";
 export { TapDevice, type TapDeviceArgs } from "./tapDevice";
 export { VethPair, type VethPairArgs } from "./vethPair";
 export { Vlan, type VlanArgs } from "./vlan";

@@ -22,10 +22,20 @@ export function typeToken(kind: string): string {
 /** Base of every netdev resource: a dynamic-provider resource with a hand-written provider module. */
 export abstract class NetdevResource extends pulumi.CustomResource {
   protected constructor(kind: string, name: string, props: Record<string, unknown>, opts: pulumi.CustomResourceOptions | undefined) {
-    super(typeToken(kind), name, { ...props, __provider: providerModule(kind) }, {
+    super(typeToken(kind), name, { ...props, ...secretConnection(props.connection), __provider: providerModule(kind) }, {
       ...opts,
-      // The connection carries credentials: keep it a secret in state whatever the program marked.
+      // Covers the outputs only: the engine stores the inputs as registered (see secretConnection).
       additionalSecretOutputs: [...(opts?.additionalSecretOutputs ?? []), "connection"],
     });
   }
+}
+
+/**
+ * The connection carries credentials (privateKey, password, passphrase, sudo.password):
+ * registered as a secret whatever the program marked, or the engine would store a
+ * plain password in the state's inputs. A connection left entirely to stack config
+ * (absent) stays absent.
+ */
+function secretConnection(connection: unknown): { connection?: pulumi.Output<unknown> } {
+  return connection === undefined ? {} : { connection: pulumi.secret(connection) };
 }

@@ -4,6 +4,7 @@ import { bridge } from "./bridge";
 import { ipvlan } from "./ipvlan";
 import { macvlan, macvtap } from "./macvlan";
 import { namespace } from "./netns";
+import { route } from "./route";
 import { tuntap } from "./tuntap";
 import { veth } from "./veth";
 import { vlan } from "./vlan";
@@ -21,4 +22,5 @@ export const registry: Record<string, ResourceRuntime> = {
   Vlan: new LinkEngine(vlan),
   Bond: new LinkEngine(bond),
   Namespace: namespace,
+  Route: route,
 };

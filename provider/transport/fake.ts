@@ -2,7 +2,23 @@ import type { RunOptions, RunResult, Transport } from "./types";
 
 type Responder = (argv: string[], opts: RunOptions) => RunResult | undefined;
 
-/** Scripted transport for unit tests: records every argv and answers from responders. */
+/**
+ * Commands no responder answered, across every FakeTransport of this process. A
+ * unit test may catch the error an unscripted command throws; the unit suite's
+ * afterEach (test/support/strict-fake.ts) still fails the test that sent it.
+ */
+const unscripted: string[] = [];
+
+/** The unscripted commands sent since the last call, forgetting them. */
+export function takeUnscriptedCommands(): string[] {
+  return unscripted.splice(0);
+}
+
+/**
+ * Scripted transport for unit tests: records every argv and answers from responders.
+ * A command no responder matches is an error (never a silent success): the test
+ * must script exactly what it sends.
+ */
 export class FakeTransport implements Transport {
   readonly calls: { argv: string[]; stdin?: string }[] = [];
   private responders: Responder[] = [];
@@ -26,6 +42,8 @@ export class FakeTransport implements Transport {
       const out = r(argv, opts);
       if (out) return out;
     }
-    return { stdout: "", stderr: "", code: 0 };
+    const what = `${this.label}: unscripted command sent to the fake transport: ${JSON.stringify(argv)}${opts.stdin !== undefined ? ` with stdin ${JSON.stringify(opts.stdin)}` : ""}`;
+    unscripted.push(what);
+    throw new Error(what);
   }
 }

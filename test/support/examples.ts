@@ -93,6 +93,8 @@ export interface ExampleRegistration extends Registration {
   additionalSecretOutputs: string[];
   /** URNs of the resources this one depends on (RegisterResourceRequest.dependencies). */
   dependencies: string[];
+  /** RegisterResourceRequest.object as the program sent it, before anything deserialized it (secrets still wrapped). */
+  wire: Record<string, any>;
 }
 
 export interface ExampleRun {
@@ -124,7 +126,7 @@ export async function runProgram(
   const pulumi = createRequire(path.join(dir, "index.js"))("@pulumi/pulumi");
   const project = projectName(dir);
   const stack = "dev";
-  const extra = new Map<string, { additionalSecretOutputs: string[]; dependencies: string[] }>();
+  const extra = new Map<string, { additionalSecretOutputs: string[]; dependencies: string[]; wire: Record<string, any> }>();
   let exportsOfProgram: Record<string, any> = {};
   const registrations = await captureRegistrations(
     dir,
@@ -136,6 +138,7 @@ export async function runProgram(
         extra.set(`${r.getType()}::${r.getName()}`, {
           additionalSecretOutputs: r.getAdditionalsecretoutputsList(),
           dependencies: r.getDependenciesList(),
+          wire: r.getObject()?.toJavaScript() ?? {},
         });
         return register(r, cb);
       };
@@ -159,7 +162,7 @@ export async function runProgram(
   const outputs: Record<string, any> = {};
   for (const [k, v] of Object.entries(exportsOfProgram)) outputs[k] = await pulumi.output(v).promise();
   return {
-    registrations: registrations.map((r) => ({ ...r, ...(extra.get(`${r.type}::${r.name}`) ?? { additionalSecretOutputs: [], dependencies: [] }) })),
+    registrations: registrations.map((r) => ({ ...r, ...(extra.get(`${r.type}::${r.name}`) ?? { additionalSecretOutputs: [], dependencies: [], wire: {} }) })),
     outputs,
     exportNames: Object.keys(exportsOfProgram),
   };

@@ -191,7 +191,7 @@ describe("runSteps with read-back", () => {
   });
 
   it("without a batchKey: the steps, then one read per device (what the engine always did)", async () => {
-    const t = host(new FakeTransport(), new Set(["v0"]));
+    const t = host(new FakeTransport(), new Set(["v0"])).on(["ip", "link", "set", "dev", "v0", "up"], {});
     await runSteps(t, [["ip", "link", "set", "dev", "v0", "up"]], [{ namespace: undefined, name: "v0" }]);
     expect(t.calls.map((c) => c.argv)).toEqual([["ip", "link", "set", "dev", "v0", "up"], ["ip", "-j", "-d", "addr", "show", "dev", "v0"]]);
   });
@@ -201,7 +201,7 @@ describe("a connection lost during a batch that carries changes and their read-b
   afterEach(() => setTransportFactory((c) => new SshTransport(c)));
 
   it("is not run again (it is not a read, even with -j), while a lost read is", async () => {
-    const t = host(new BatchingFake(), new Set());
+    const t = host(new BatchingFake(), new Set()).on(["ip", "link", "del", "dev", "br5"], {});
     let lost = 0;
     const run = t.run.bind(t);
     t.run = async (argv, o) => {

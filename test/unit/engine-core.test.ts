@@ -195,6 +195,8 @@ describe("create", () => {
       let n = 0;
       return () => (n++ === 0 ? gone("br7") : { stdout: JSON.stringify([{ ...fixture("bridge-timers"), ifname: "br7" }]) });
     })());
+    fake.on(["ip", "-batch", "-"], {}); // the add (and its marker): taken, but the read-back never changes
+    fake.on(["ip", "link", "del", "dev", "br7"], {});
     const inputs = await checked("Bridge", { name: "br7", stp: true, forwardDelay: 5 });
     // The read-back retries wait between attempts; skip the waiting.
     vi.useFakeTimers({ toFake: ["setTimeout"] });
@@ -295,6 +297,7 @@ describe("Namespace over the fake", () => {
     expect(adopted.id).toBe("192.0.2.10:22/c1/");
     expect(writes()).toEqual([]);
     const c2 = await checked("Namespace", { name: "c2" });
+    fake.on(["ip", "netns", "add", "c2"], {});
     await provider("Namespace").create(c2);
     expect(writes().map((c) => c.argv)).toEqual([["ip", "netns", "add", "c2"]]);
   });
@@ -310,6 +313,7 @@ describe("Namespace over the fake", () => {
     await expect(provider("Namespace").delete("x", { connection: conn, name: "c1" })).rejects.toThrow(/still holds eth0; refusing/);
     expect(writes()).toEqual([]);
     fake.on(["ip", "-n", "c1", "-j", "link", "show"], { stdout: JSON.stringify([{ ifname: "lo" }]) });
+    fake.on(["ip", "netns", "del", "c1"], {});
     await provider("Namespace").delete("x", { connection: conn, name: "c1" });
     expect(writes().map((c) => c.argv)).toEqual([["ip", "netns", "del", "c1"]]);
     fake.calls.length = 0;

@@ -175,6 +175,7 @@ describe("sibling check", () => {
       // The add runs in one `ip -batch` with the engine's in-progress marker (engine.ts creatingMarker).
       fake.on(["ip", "-batch", "-"], (_argv, o) => ((added ||= /^link add /m.test(o.stdin ?? "")), {}));
       fake.on(["ip", "-j", "-d", "addr", "show", "dev", "ipvl-x"], () => (added ? { stdout: JSON.stringify([made]) } : missing));
+      fake.on(["ip", "link", "set", "dev", "ipvl-x", "alias", ""], {}); // nothing to fix: the marker is cleared on its own
       const { outs } = await create({ parent, mode, flag });
       expect(fake.calls.map((c) => c.stdin ?? "").join("")).toContain(`link add link ${parent} name ipvl-x type ipvlan mode ${mode} ${flag}\n`);
       expect(outs).toMatchObject({ parent, mode, flag });
@@ -193,6 +194,7 @@ describe("sibling check", () => {
 
     // Same mode and flag: other changes go ahead (the check does not block them).
     const same = (await rt.check({}, { ...base, mode: "l2", flag: "private", mtu: 1300 })).inputs;
+    fake.on(["ip", "link", "set", "dev", "ipvl-a", "mtu", "1300"], {}); // exit 0, and nothing changes
     await expect(rt.update("id", {}, same)).rejects.toThrow(/mtu is 1400 in the kernel after the change, wanted 1300/);
     expect(writes(fake).map((c) => c.argv)).toEqual([["ip", "link", "set", "dev", "ipvl-a", "mtu", "1300"]]);
   }, 10_000);

@@ -240,7 +240,9 @@ describe("update through the engine", () => {
 
   it("names the field when the kernel does not take the change", async () => {
     const link = fixture("macvlan-bridge.json");
-    const fake = new FakeTransport().on(["ip", "-j", "-d", "addr", "show", "dev", "mvl-br"], { stdout: JSON.stringify([link]) });
+    const fake = new FakeTransport()
+      .on(["ip", "-j", "-d", "addr", "show", "dev", "mvl-br"], { stdout: JSON.stringify([link]) })
+      .on(["ip", "link", "set", "dev", "mvl-br", "type", "macvlan", "mode", "private"], {}); // exit 0, and nothing changes
     setTransportFactory(() => fake);
     const rt = provider("MacvlanLink");
     const checked = await rt.check({}, { connection: conn, name: "mvl-br", parent: "eth0", mode: "private", mtu: 1400, macAddress: "02:00:00:00:10:01", addresses: ["192.0.2.10/24"] });

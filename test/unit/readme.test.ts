@@ -29,7 +29,7 @@ describe("README", () => {
   for (const [cls, runtime] of Object.entries(registry)) {
     it(`documents every input of ${cls}`, () => {
       const text = section(cls);
-      const fields = runtime instanceof LinkEngine ? Object.keys(runtime.kind.fields) : Object.keys(namespaceFields);
+      const fields = Object.keys(runtime instanceof LinkEngine ? runtime.kind.fields : "fields" in runtime ? (runtime as { fields: object }).fields : namespaceFields);
       for (const field of fields) expect(text, `${cls}.${field}`).toContain(`\`${field}\``);
     });
   }

@@ -4,11 +4,13 @@ import { CommandError } from "../../provider/errors";
 import { runSteps } from "../../provider/steps";
 import { FakeTransport } from "../../provider/transport/fake";
 
+/** A host on which every `ip`, `bridge` and `sysctl` command succeeds (the tests check exactly which ran). */
+const succeeding = () => new FakeTransport().on(["ip"], {}).on(["bridge"], {}).on(["sysctl"], {});
 const calls = (t: FakeTransport) => t.calls.map((c) => (c.stdin === undefined ? { argv: c.argv } : c));
 
 describe("runSteps batching", () => {
   it("consecutive lines of the host's namespace become one ip -batch with the lines on stdin", async () => {
-    const t = new FakeTransport();
+    const t = succeeding();
     await runSteps(t, [
       ["ip", "link", "set", "dev", "a", "mtu", "1400"],
       ["ip", "addr", "add", "192.0.2.1/24", "dev", "a"],
@@ -18,16 +20,16 @@ describe("runSteps batching", () => {
   });
 
   it("one line runs directly", async () => {
-    const t = new FakeTransport();
+    const t = succeeding();
     await runSteps(t, [["ip", "-n", "ns1", "link", "set", "dev", "a", "up"]]);
     expect(calls(t)).toEqual([{ argv: ["ip", "-n", "ns1", "link", "set", "dev", "a", "up"], stdin: undefined }]);
-    const empty = new FakeTransport();
+    const empty = succeeding();
     await runSteps(empty, []);
     expect(empty.calls).toEqual([]);
   });
 
   it("namespaces split batches; order is kept", async () => {
-    const t = new FakeTransport();
+    const t = succeeding();
     await runSteps(t, [
       ["ip", "-n", "a", "link", "set", "dev", "x", "mtu", "1400"],
       ["ip", "-n", "a", "link", "set", "dev", "x", "up"],
@@ -46,7 +48,7 @@ describe("runSteps batching", () => {
   });
 
   it("bridge lines batch with bridge, not with ip; other programs run alone", async () => {
-    const t = new FakeTransport();
+    const t = succeeding();
     await runSteps(t, [
       ["ip", "link", "set", "dev", "vx0", "up"],
       ["bridge", "fdb", "append", "00:00:00:00:00:00", "dev", "vx0", "dst", "192.0.2.2"],
@@ -64,7 +66,7 @@ describe("runSteps batching", () => {
 
   it("a line with a token ip -batch would re-split or misread runs alone, as an argv", async () => {
     for (const token of ["my alias", "tab\there", 'say "hi"', "it's", "back\\slash", "#comment", "new\nline"]) {
-      const t = new FakeTransport();
+      const t = succeeding();
       const odd = ["ip", "link", "set", "dev", "a", "alias", token];
       await runSteps(t, [["ip", "link", "set", "dev", "a", "mtu", "1400"], odd, ["ip", "link", "set", "dev", "a", "up"], ["ip", "link", "set", "dev", "b", "up"]]);
       expect(calls(t), JSON.stringify(token)).toEqual([
@@ -76,7 +78,7 @@ describe("runSteps batching", () => {
   });
 
   it('an empty argument (alias "", which removes an alias) is batched as ""', async () => {
-    const t = new FakeTransport();
+    const t = succeeding();
     await runSteps(t, [["ip", "link", "set", "dev", "a", "up"], ["ip", "link", "set", "dev", "a", "alias", ""]]);
     expect(calls(t)).toEqual([{ argv: ["ip", "-batch", "-"], stdin: 'link set dev a up\nlink set dev a alias ""\n' }]);
   });

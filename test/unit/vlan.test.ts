@@ -208,6 +208,7 @@ describe("Vlan update through the engine (fake host)", () => {
     const link = fixture("vlan-default"); // v10, id 10, on dummy0
     const t = new FakeTransport("fake-vm");
     t.on(["ip", "-j", "-d", "addr", "show"], { stdout: JSON.stringify([link]) });
+    t.on(["ip", "link", "set", "dev", "v10", "type", "vlan", "id", "11"], {}); // exit 0, and nothing changes
     setTransportFactory(() => t);
     const inputs = (await rt.check({}, { connection: conn, name: "v10", parent: "dummy0", vlanId: 11 })).inputs;
     const err = await new LinkEngine(vlan).update("id", {}, inputs).catch((e) => e);
