@@ -7,7 +7,8 @@
 // - Peak RSS: VmHWM of the process.
 // On SIGUSR2 the numbers are written as JSON to $BENCH_PROBE_OUT.
 import * as dc from "node:diagnostics_channel";
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import * as inspector from "node:inspector";
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import type { Socket } from "node:net";
 
 const out = process.env.BENCH_PROBE_OUT;
@@ -37,5 +38,23 @@ if (out) {
     const report = { tcpConnects22, sshHandshakes: stats?.connectionsOpened ?? 0, sshCommands: stats?.commandsRun ?? 0, peakRssKiB: peakRssKiB() };
     writeFileSync(`${out}.tmp`, JSON.stringify(report));
     renameSync(`${out}.tmp`, out);
+  });
+}
+
+// BENCH_CPU_PROF=<dir>: a V8 CPU profile of this process (--cpu-prof is not allowed in
+// NODE_OPTIONS), written when the harness stops the host with SIGTERM.
+const profDir = process.env.BENCH_CPU_PROF;
+if (profDir) {
+  const session = new inspector.Session();
+  session.connect();
+  session.post("Profiler.enable", () => session.post("Profiler.setSamplingInterval", { interval: 500 }, () => session.post("Profiler.start")));
+  process.on("SIGTERM", () => {
+    session.post("Profiler.stop", (err, res) => {
+      if (!err) {
+        mkdirSync(profDir, { recursive: true });
+        writeFileSync(`${profDir}/host-${process.pid}.cpuprofile`, JSON.stringify(res.profile));
+      }
+      process.exit(0);
+    });
   });
 }

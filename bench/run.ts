@@ -1,40 +1,58 @@
-// `npm run bench`: creating then deleting N VethPairs (each with an address, enslaved
-// to one bridge) three ways, on network-namespace test hosts this script starts:
+// `npm run bench`: the cost of pulumi-netdev against the floor of what the same
+// changes cost, on network-namespace test hosts this script starts (see ways.ts for
+// the workloads and phases):
 //
 //   provider      pulumi-netdev through the real Pulumi dynamic provider host over
 //                 gRPC, resources driven 16 at a time as the engine does (check,
-//                 create with verify-after-write, delete)
-//   floor         the same changes as one `ip -batch -` over one SSH session
+//                 create with verify-after-write; refresh; no-change up; delete)
+//   floor         the same changes as one `ip -batch -` over one SSH session; refresh
+//                 as one `ip -j -d addr show` dump
 //   per-resource  a new SSH connection per device and operation, running its
 //                 commands (what a generic remote-command resource does)
 //   rpc-floor     control: the same RPCs through the same provider host to a
 //                 provider that does nothing (what the host and gRPC cost alone)
 //
-// plus 10 hosts x 20 devices through the provider. Prints medians of BENCH_REPS
-// repetitions (default 3) and writes them to bench/results/latest.json.
-// Needs root (network namespaces). Optional: BENCH_SIZES=50,200
-// BENCH_WAYS=provider,floor,per-resource,rpc-floor,multi  BENCH_PACKAGE=<another
-// pulumi-netdev package root with a built dist/, to measure that build instead>
+// Scenarios: N VethPairs on one host for N in BENCH_SIZES (default 50,200,1000);
+// BENCH_VXLAN vxlan+bridge pairs on one host (default 1000, i.e. 2000 devices; 0 to
+// skip); BENCH_MULTI hosts x devices (default 50x20; "" to skip).
+// Prints medians of BENCH_REPS repetitions (default 3) and writes them to
+// bench/results/latest.json. Needs root (network namespaces). Optional:
+// BENCH_WAYS=provider,floor,per-resource,rpc-floor (per-resource runs only for
+// N <= BENCH_PER_RESOURCE_MAX, default 200), BENCH_PACKAGE=<another pulumi-netdev
+// package root with a built dist/, to measure that build instead>,
+// BENCH_CPU_PROF=<dir> (V8 CPU profiles of the provider host processes).
+// A bridge takes at most 1024 ports, so veth sizes stay at or below 1000.
 
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { performance } from "node:perf_hooks";
 import { cleanupStaleLabs, netnsPrerequisites, startNetnsLab, type NetnsHost, type NetnsLab } from "../test/hosts/netns";
-import { CONCURRENCY, planProvider, prepareProgramDir, type ProviderPlan, runFloor, runPerResource, runProvider, type Sample } from "./ways";
+import { CONCURRENCY, planProvider, prepareProgramDir, type ProviderPlan, runFloor, runPerResource, runProvider, type Sample, type Workload, WORKLOADS } from "./ways";
 
 const REPO = path.resolve(__dirname, "../../..");
 const PROBE = path.join(__dirname, "probe.js");
 const REPS = Number(process.env.BENCH_REPS ?? 3);
-const SIZES = (process.env.BENCH_SIZES ?? "50,200").split(",").map(Number);
-const WAYS = new Set((process.env.BENCH_WAYS ?? "provider,floor,per-resource,rpc-floor,multi").split(","));
+const SIZES = (process.env.BENCH_SIZES ?? "50,200,1000").split(",").filter(Boolean).map(Number);
+const VXLAN = Number(process.env.BENCH_VXLAN ?? 1000);
+const WAYS = new Set((process.env.BENCH_WAYS ?? "provider,floor,per-resource,rpc-floor").split(","));
+const PER_RESOURCE_MAX = Number(process.env.BENCH_PER_RESOURCE_MAX ?? 200);
 const PACKAGE = path.resolve(process.env.BENCH_PACKAGE ?? REPO);
-const MULTI = { hosts: 10, perHost: 20 };
+const MULTI = (() => {
+  const m = /^(\d+)x(\d+)$/.exec(process.env.BENCH_MULTI ?? "50x20");
+  return m ? { hosts: Number(m[1]), perHost: Number(m[2]) } : undefined;
+})();
+
+type Way = "provider" | "floor" | "per-resource" | "rpc-floor";
 
 interface Scenario {
   key: string;
-  way: "provider" | "floor" | "per-resource" | "rpc-floor";
+  /** Which ratios and goals the scenario belongs to: "veth-200", "vxlan-1000", "multi". */
+  group: string;
+  way: Way;
+  workload: Workload;
   hosts: number;
+  /** Units per host: VethPairs, or vxlan + bridge pairs. */
   perHost: number;
   samples: Sample[];
   plan?: ProviderPlan;
@@ -49,12 +67,12 @@ function median(xs: number[]): number {
 }
 
 function medianSample(samples: Sample[]): Sample {
-  const keys = Object.keys(samples[0]) as (keyof Sample)[];
-  return Object.fromEntries(keys.map((k) => [k, median(samples.map((s) => s[k] as number))])) as unknown as Sample;
+  const keys = [...new Set(samples.flatMap((s) => Object.keys(s)))] as (keyof Sample)[];
+  return Object.fromEntries(keys.map((k) => [k, median(samples.map((s) => s[k] as number).filter((x) => x !== undefined))])) as unknown as Sample;
 }
 
-const devices = (s: Scenario) => s.hosts * s.perHost;
-const fmt = (x: number | undefined, digits = 2) => (x === undefined ? "–" : x.toFixed(digits));
+const devices = (s: Scenario) => s.hosts * s.perHost * s.workload.devicesPerUnit;
+const fmt = (x: number | undefined, digits = 2) => (x === undefined || Number.isNaN(x) ? "–" : x.toFixed(digits));
 
 async function main(): Promise<void> {
   const pre = netnsPrerequisites();
@@ -63,13 +81,12 @@ async function main(): Promise<void> {
   const started = performance.now();
 
   const scenarios: Scenario[] = [];
-  for (const n of SIZES) {
-    if (WAYS.has("provider")) scenarios.push({ key: `provider-${n}`, way: "provider", hosts: 1, perHost: n, samples: [] });
-    if (WAYS.has("floor")) scenarios.push({ key: `floor-${n}`, way: "floor", hosts: 1, perHost: n, samples: [] });
-    if (WAYS.has("per-resource")) scenarios.push({ key: `per-resource-${n}`, way: "per-resource", hosts: 1, perHost: n, samples: [] });
-    if (WAYS.has("rpc-floor")) scenarios.push({ key: `rpc-floor-${n}`, way: "rpc-floor", hosts: 1, perHost: n, samples: [] });
-  }
-  if (WAYS.has("multi")) scenarios.push({ key: `provider-${MULTI.hosts}x${MULTI.perHost}`, way: "provider", ...MULTI, samples: [] });
+  const add = (group: string, workload: Workload, hosts: number, perHost: number, ways: Way[]) => {
+    for (const way of ways.filter((x) => WAYS.has(x))) scenarios.push({ key: `${way}-${group}`, group, way, workload, hosts, perHost, samples: [] });
+  };
+  for (const n of SIZES) add(`veth-${n}`, WORKLOADS.veth, 1, n, ["provider", "floor", ...(n <= PER_RESOURCE_MAX ? (["per-resource"] as Way[]) : []), "rpc-floor"]);
+  if (VXLAN > 0) add(`vxlan-${VXLAN}`, WORKLOADS.vxlan, 1, VXLAN, ["provider", "floor", "rpc-floor"]);
+  if (MULTI) add(`veth-${MULTI.hosts}x${MULTI.perHost}`, WORKLOADS.veth, MULTI.hosts, MULTI.perHost, ["provider", "rpc-floor"]);
   const hostsNeeded = Math.max(1, ...scenarios.map((s) => s.hosts));
 
   await cleanupStaleLabs();
@@ -80,7 +97,7 @@ async function main(): Promise<void> {
     if (PACKAGE !== REPO) log(`measuring the build in ${PACKAGE}`);
     log("registering the program's resources under Pulumi mocks");
     for (const s of scenarios) {
-      if (s.way === "provider" || s.way === "rpc-floor") s.plan = await planProvider(programDir, lab, lab.hosts.slice(0, s.hosts), s.perHost);
+      if (s.way === "provider" || s.way === "rpc-floor") s.plan = await planProvider(programDir, lab, s.workload, lab.hosts.slice(0, s.hosts), s.perHost);
     }
     const providerBytes = scenarios.find((s) => s.plan)?.plan?.providerBytes;
 
@@ -89,12 +106,16 @@ async function main(): Promise<void> {
       for (const s of scenarios) {
         const hosts: NetnsHost[] = lab.hosts.slice(0, s.hosts);
         const sample =
-          s.way === "provider" || s.way === "rpc-floor" ? await runProvider(programDir, PROBE, hosts, s.plan!, s.way === "rpc-floor")
-          : s.way === "floor" ? await runFloor(lab, hosts[0], s.perHost)
+          s.way === "provider" || s.way === "rpc-floor" ? await runProvider(programDir, PROBE, s.workload, hosts, s.plan!, s.way === "rpc-floor")
+          : s.way === "floor" ? await runFloor(lab, s.workload, hosts[0], s.perHost)
           : await runPerResource(lab, hosts[0], s.perHost);
         s.samples.push(sample);
-        log(`rep ${rep}/${REPS} ${s.key}: create ${fmt(sample.createMs / 1000)} s, delete ${fmt(sample.deleteMs / 1000)} s, ${sample.sshConnections} SSH connection(s)` +
-          (sample.createCommandsPerDevice !== undefined ? `, ${fmt(sample.createCommandsPerDevice, 1)}/${fmt(sample.deleteCommandsPerDevice, 1)} SSH commands per device, RSS ${fmt(sample.peakRssMiB, 0)} MiB` : ""));
+        log(`rep ${rep}/${REPS} ${s.key}: create ${fmt(sample.createMs / 1000)} s, refresh ${fmt((sample.refreshMs ?? NaN) / 1000)} s, ` +
+          `no-change up ${fmt((sample.noChangeUpMs ?? NaN) / 1000)} s, delete ${fmt(sample.deleteMs / 1000)} s, ${sample.sshConnections} SSH connection(s)` +
+          (sample.createCommandsPerDevice !== undefined
+            ? `, ${fmt(sample.createCommandsPerDevice, 2)}/${fmt(sample.refreshCommandsPerDevice, 2)}/${fmt(sample.deleteCommandsPerDevice, 2)} round trips per device, ` +
+              `no-change up: ${sample.noChangeUpConnections} connections ${sample.noChangeUpCommands} commands, RSS ${fmt(sample.peakRssMiB, 0)} MiB`
+            : ""));
       }
     }
 
@@ -114,61 +135,84 @@ function buildReport(scenarios: Scenario[], providerBytes: number | undefined, t
   const lines: string[] = [];
   const date = new Date().toISOString().slice(0, 10);
   const cpus = os.cpus();
-  const machine = `${cpus.length} cores (${cpus[0]?.model.trim() ?? "unknown CPU"}), Linux ${os.release()}, Node ${process.version}`;
+  const load = os.loadavg().map((x) => x.toFixed(1)).join(" ");
+  const machine = `${cpus.length} cores (${cpus[0]?.model.trim() ?? "unknown CPU"}), Linux ${os.release()}, Node ${process.version}, load average at the end ${load}`;
   lines.push("", `pulumi-netdev benchmark, ${date}, ${machine}`, `medians of ${REPS} repetitions, ${CONCURRENCY} operations in flight`, "");
-  lines.push("| way | devices | create s | create dev/s | delete s | delete dev/s | SSH connections | SSH commands/device (create/delete) | provider host peak RSS MiB |");
-  lines.push("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+  lines.push("| way | workload | devices | create s | create dev/s | refresh s | refresh dev/s | no-change up s | delete s | delete dev/s | SSH connections | round trips/device (create/refresh/delete) | provider host peak RSS MiB |");
+  lines.push("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
   for (const s of scenarios) {
     const m = med.get(s.key)!;
     const n = devices(s);
     const where = s.hosts > 1 ? `${s.hosts} hosts × ${s.perHost}` : `${n}`;
-    const cmds = m.createCommandsPerDevice !== undefined ? `${fmt(m.createCommandsPerDevice, 1)} / ${fmt(m.deleteCommandsPerDevice, 1)}` : "–";
-    lines.push(`| ${s.way} | ${where} | ${fmt(m.createMs / 1000)} | ${fmt(n / (m.createMs / 1000), 0)} | ${fmt(m.deleteMs / 1000)} | ${fmt(n / (m.deleteMs / 1000), 0)} | ${m.sshConnections} | ${cmds} | ${fmt(m.peakRssMiB, 0)} |`);
+    const rt = m.createCommandsPerDevice !== undefined ? `${fmt(m.createCommandsPerDevice, 2)} / ${fmt(m.refreshCommandsPerDevice, 2)} / ${fmt(m.deleteCommandsPerDevice, 2)}` : "–";
+    const perS = (ms: number | undefined) => (ms === undefined ? "–" : fmt(n / (ms / 1000), 0));
+    const sec = (ms: number | undefined) => (ms === undefined ? "–" : fmt(ms / 1000));
+    lines.push(`| ${s.way} | ${s.workload.name} | ${where} | ${sec(m.createMs)} | ${perS(m.createMs)} | ${sec(m.refreshMs)} | ${perS(m.refreshMs)} | ${sec(m.noChangeUpMs)} | ${sec(m.deleteMs)} | ${perS(m.deleteMs)} | ${m.sshConnections} | ${rt} | ${fmt(m.peakRssMiB, 0)} |`);
   }
-
   lines.push(
     "",
-    "provider: pulumi-netdev through the Pulumi dynamic provider host (check + create, delete). floor: one `ip -batch -` over one SSH session.",
-    "per-resource: a new SSH connection per device and operation. rpc-floor: the same RPCs through the same host to a provider that does nothing.",
+    "provider: pulumi-netdev through the Pulumi dynamic provider host (check + create; Read of every resource; check + diff in a fresh host; delete).",
+    "floor: one `ip -batch -` over one SSH session (refresh: one `ip -j -d addr show`). per-resource: a new SSH connection per device and operation.",
+    "rpc-floor: the same RPCs through the same host to a provider that does nothing. Round trips: remote commands the provider ran.",
   );
+
+  // The cost curve: devices per second of the provider as N grows (one host).
+  const groups = [...new Set(scenarios.map((s) => s.group))];
   const ratios: Record<string, Record<string, number>> = {};
-  lines.push("", "| devices | provider / floor, create | provider / floor, delete | per-resource / provider, create | per-resource / provider, delete |", "|---:|---:|---:|---:|---:|");
-  for (const n of SIZES) {
-    const p = med.get(`provider-${n}`);
-    const f = med.get(`floor-${n}`);
-    const r = med.get(`per-resource-${n}`);
+  lines.push("", "| scenario | provider / floor, create | provider / floor, refresh | provider / floor, delete | per-resource / provider, create | pulumi-netdev memory MiB (provider − rpc-floor RSS) |", "|---|---:|---:|---:|---:|---:|");
+  for (const g of groups) {
+    const p = med.get(`provider-${g}`);
+    const f = med.get(`floor-${g}`);
+    const r = med.get(`per-resource-${g}`);
+    const z = med.get(`rpc-floor-${g}`);
     const row = {
       providerOverFloorCreate: p && f ? p.createMs / f.createMs : NaN,
+      providerOverFloorRefresh: p && f && p.refreshMs && f.refreshMs ? p.refreshMs / f.refreshMs : NaN,
       providerOverFloorDelete: p && f ? p.deleteMs / f.deleteMs : NaN,
       perResourceOverProviderCreate: p && r ? r.createMs / p.createMs : NaN,
-      perResourceOverProviderDelete: p && r ? r.deleteMs / p.deleteMs : NaN,
+      ownMemoryMiB: p?.peakRssMiB !== undefined && z?.peakRssMiB !== undefined ? p.peakRssMiB - z.peakRssMiB : NaN,
     };
-    ratios[String(n)] = row;
-    const c = (x: number) => (Number.isNaN(x) ? "–" : fmt(x, 1));
-    lines.push(`| ${n} | ${c(row.providerOverFloorCreate)} | ${c(row.providerOverFloorDelete)} | ${c(row.perResourceOverProviderCreate)} | ${c(row.perResourceOverProviderDelete)} |`);
+    ratios[g] = row;
+    lines.push(`| ${g} | ${fmt(row.providerOverFloorCreate, 1)} | ${fmt(row.providerOverFloorRefresh, 1)} | ${fmt(row.providerOverFloorDelete, 1)} | ${fmt(row.perResourceOverProviderCreate, 1)} | ${fmt(row.ownMemoryMiB, 0)} |`);
+  }
+  const curve = scenarios.filter((s) => s.way === "provider" && s.hosts === 1 && s.workload.name === "veth").map((s) => ({ devices: devices(s), m: med.get(s.key)! }));
+  if (curve.length > 0) {
+    lines.push("", "cost curve, provider, VethPairs on one host (devices/s):", "", "| devices | create | refresh | delete | create round trips/device |", "|---:|---:|---:|---:|---:|");
+    for (const c of curve) {
+      const perS = (ms: number | undefined) => (ms === undefined ? "–" : fmt(c.devices / (ms / 1000), 0));
+      lines.push(`| ${c.devices} | ${perS(c.m.createMs)} | ${perS(c.m.refreshMs)} | ${perS(c.m.deleteMs)} | ${fmt(c.m.createCommandsPerDevice, 2)} |`);
+    }
   }
   lines.push("", `serialized \`__provider\` in every resource's state: ${providerBytes ?? "–"} bytes`);
 
-  // Goals from issue 6.
-  const big = String(Math.max(...SIZES));
+  // Goals from issue 13.
   const goals: { goal: string; value: string; ok: boolean }[] = [];
-  const rb = ratios[big];
-  if (rb && !Number.isNaN(rb.providerOverFloorCreate)) {
-    goals.push({ goal: `provider / floor ≤ 3 at N = ${big}, create`, value: fmt(rb.providerOverFloorCreate, 2), ok: rb.providerOverFloorCreate <= 3 });
-    goals.push({ goal: `provider / floor ≤ 3 at N = ${big}, delete`, value: fmt(rb.providerOverFloorDelete, 2), ok: rb.providerOverFloorDelete <= 3 });
+  for (const n of [200, 1000]) {
+    const r = ratios[`veth-${n}`];
+    if (!r || Number.isNaN(r.providerOverFloorCreate)) continue;
+    goals.push({ goal: `provider / floor ≤ 3 at N = ${n}, create`, value: fmt(r.providerOverFloorCreate, 2), ok: r.providerOverFloorCreate <= 3 });
+    goals.push({ goal: `provider / floor ≤ 1 at N = ${n}, delete`, value: fmt(r.providerOverFloorDelete, 2), ok: r.providerOverFloorDelete <= 1 });
   }
-  if (rb && !Number.isNaN(rb.perResourceOverProviderCreate)) {
-    goals.push({ goal: `per-resource / provider ≥ 5 at N = ${big}, create`, value: fmt(rb.perResourceOverProviderCreate, 2), ok: rb.perResourceOverProviderCreate >= 5 });
-    goals.push({ goal: `per-resource / provider ≥ 5 at N = ${big}, delete`, value: fmt(rb.perResourceOverProviderDelete, 2), ok: rb.perResourceOverProviderDelete >= 5 });
+  const p200 = med.get("provider-veth-200");
+  const p1000 = med.get("provider-veth-1000");
+  if (p200 && p1000) {
+    const share = (1000 / p1000.createMs) / (200 / p200.createMs);
+    goals.push({ goal: "create devices/s at N = 1000 ≥ 70 % of devices/s at N = 200", value: `${fmt(share * 100, 0)} %`, ok: share >= 0.7 });
   }
   for (const s of scenarios.filter((x) => x.way === "provider")) {
+    const n = devices(s);
+    if (n >= 1000 && s.hosts === 1) {
+      const worst = Math.max(...s.samples.map((x) => x.refreshMs ?? Infinity));
+      const m = med.get(s.key)!;
+      goals.push({ goal: `refresh of ${n} devices on one host ≤ 2 s (${s.key})`, value: `${fmt((m.refreshMs ?? NaN) / 1000)} s (worst ${fmt(worst / 1000)} s)`, ok: (m.refreshMs ?? Infinity) <= 2000 });
+    }
+    const worstConn = Math.max(...s.samples.map((x) => x.noChangeUpConnections ?? Infinity));
+    const worstCmds = Math.max(...s.samples.map((x) => x.noChangeUpCommands ?? Infinity));
+    goals.push({ goal: `no-change up opens no SSH connection, runs no command (${s.key})`, value: `${worstConn} connections, ${worstCmds} commands (worst run)`, ok: worstConn === 0 && worstCmds === 0 });
     const worst = Math.max(...s.samples.map((x) => x.sshConnections));
     goals.push({ goal: `one SSH connection per host (${s.key}: ${s.hosts} host${s.hosts > 1 ? "s" : ""})`, value: `${worst} in every run`, ok: worst === s.hosts });
-  }
-  const pBig = scenarios.find((s) => s.key === `provider-${big}`);
-  if (pBig) {
-    const worst = Math.max(...pBig.samples.map((x) => x.peakRssMiB ?? 0));
-    goals.push({ goal: `provider host peak RSS < 150 MiB at N = ${big}`, value: `${fmt(worst, 0)} MiB (worst run)`, ok: worst < 150 });
+    const mem = ratios[s.group]?.ownMemoryMiB;
+    if (n >= 1000 && mem !== undefined && !Number.isNaN(mem)) goals.push({ goal: `pulumi-netdev's own memory ≤ 20 MiB (${s.key})`, value: `${fmt(mem, 0)} MiB`, ok: mem <= 20 });
   }
   if (providerBytes !== undefined) goals.push({ goal: "serialized __provider < 1 KiB", value: `${providerBytes} bytes`, ok: providerBytes < 1024 });
   lines.push("", "| goal | measured | met |", "|---|---|---|");
@@ -181,7 +225,7 @@ function buildReport(scenarios: Scenario[], providerBytes: number | undefined, t
     repetitions: REPS,
     concurrency: CONCURRENCY,
     providerBytes,
-    scenarios: scenarios.map((s) => ({ key: s.key, way: s.way, hosts: s.hosts, devicesPerHost: s.perHost, devices: devices(s), median: med.get(s.key), samples: s.samples })),
+    scenarios: scenarios.map((s) => ({ key: s.key, way: s.way, workload: s.workload.name, hosts: s.hosts, unitsPerHost: s.perHost, devices: devices(s), median: med.get(s.key), samples: s.samples })),
     ratios,
     goals,
     totalSeconds,
