@@ -283,11 +283,14 @@ export class LinkEngine implements ResourceRuntime {
     return out;
   }
 
-  /** Kind changes first, then the common ones; enslaving happens before `up`. */
-  planSteps(d: Desired, mismatches: Mismatch[], link: LinkJson, actual: Record<string, unknown> = {}): string[][] {
+  /**
+   * Kind changes first, then the common ones; enslaving happens before `up`.
+   * `masterKind`: the `info_kind` of the wanted master (a bond needs its slave down).
+   */
+  planSteps(d: Desired, mismatches: Mismatch[], link: LinkJson, actual: Record<string, unknown> = {}, masterKind?: string): string[][] {
     const common = mismatches.filter((m) => (COMMON_FIELDS as readonly string[]).includes(m.field));
     const steps = this.kind.updateArgv(d, mismatches.filter((m) => !common.includes(m)), link, actual);
-    const have = { master: link.master, addresses: linkAddresses(link) };
+    const have = { master: link.master, addresses: linkAddresses(link), up: isAdminUp(link), masterKind };
     return [...steps, ...genericLinkSteps(d.namespace, d.name, new Set(common.map((m) => m.field)), d as GenericAttributes, have)];
   }
 
@@ -430,16 +433,25 @@ export class LinkEngine implements ResourceRuntime {
   private async converge(t: Transport, d: Desired, link: LinkJson, extra: string[][] = [], companions?: ReadContext["companions"]): Promise<Record<string, any>> {
     let actual = await this.actualState(t, d, link, companions);
     const bad = this.mismatches(d, actual);
-    const steps = [...(bad.length > 0 ? this.planSteps(d, bad, link, actual) : []), ...extra];
+    const steps = [...(bad.length > 0 ? this.planSteps(d, bad, link, actual, await this.wantedMasterKind(t, d, bad)) : []), ...extra];
     if (bad.length > 0) ({ link, actual } = await this.verify(t, d, await this.readDevice(t, d, steps)));
     else if (steps.length > 0) await runSteps(t, steps);
     return this.outputs(t, d, link, actual);
   }
 
+  /** The kind of the master the device is to be enslaved to, when that changes (read with the other reads of the moment). */
+  private async wantedMasterKind(t: Transport, d: Desired, bad: Mismatch[]): Promise<string | undefined> {
+    if (!d.master || !bad.some((m) => m.field === "master")) return undefined;
+    return (await readLink(t, d.namespace, d.master))?.linkinfo?.info_kind;
+  }
+
   async read(id: string, props: Record<string, any>): Promise<{ id: string; props: Record<string, any> }> {
     const t = transportFor(props.connection);
     const { link, companions } = await this.readDevice(t, props as Desired);
-    if (!link || link.linkinfo?.info_kind !== this.kind.infoKind) return { id: "", props: {} };
+    // Another kind, or an interrupted create's leftover, under this name is not ours: the
+    // resource is gone. A same-kind device with another ifindex is taken as ours here
+    // (refresh is how a user accepts a device recreated outside Pulumi; see foreignDevice).
+    if (!link || link.linkinfo?.info_kind !== this.kind.infoKind || isCreatingMarker(link.ifalias)) return { id: "", props: {} };
     const outs = await this.outputs(t, props as Desired, link, await this.actualState(t, props as Desired, link, companions));
     // Files edited or removed outside Pulumi show up as `persist: false` (a diff the next up repairs).
     if (props.persist) outs.persist = await persist.filesIntact(t, props.persistedFiles ?? []);
@@ -452,6 +464,7 @@ export class LinkEngine implements ResourceRuntime {
     if (d.persist && !olds.persistedFiles?.length) await persist.preflight(t);
     const { link, companions } = await this.readDevice(t, d);
     if (!link) throw new NetdevError(`${t.label}: ${d.name} no longer exists (deleted outside Pulumi?); run \`pulumi refresh\` and then \`pulumi up\` to recreate it`);
+    this.refuseForeign(t, d, olds, link, "update");
     await this.kind.beforeWrite?.({ transport: t, desired: d });
     return { outs: await this.persisted(t, d, await this.converge(t, d, link, [], companions), olds.persistedFiles) };
   }
@@ -459,13 +472,13 @@ export class LinkEngine implements ResourceRuntime {
   async delete(_id: string, props: Record<string, any>): Promise<void> {
     const d = props as Desired;
     const t = transportFor(d.connection);
-    // Files first: a device that outlived its delete comes back at boot only if they stayed.
+    // Read first (reads of concurrent operations share one `ip` invocation, so this is cheap).
+    const link = await readLink(t, d.namespace, d.name);
+    if (link) this.refuseForeign(t, d, props, link, "delete");
+    // Files next: a device that outlived its delete comes back at boot only if they stayed.
     await persist.removeFiles(t, props.persistedFiles);
-    if (this.kind.beforeDeleteArgv) {
-      const link = await readLink(t, d.namespace, d.name);
-      if (!link) return;
-      await runSteps(t, await this.kind.beforeDeleteArgv(d, link, { transport: t, desired: d }));
-    }
+    if (!link) return;
+    if (this.kind.beforeDeleteArgv) await runSteps(t, await this.kind.beforeDeleteArgv(d, link, { transport: t, desired: d }));
     // A command of its own, never shared with other deletes: after dropping the RTNL
     // lock, each `ip link del` waits for an RCU grace period. Separate processes wait
     // side by side; the lines of one `ip -batch` wait one after another (measured:
@@ -473,6 +486,29 @@ export class LinkEngine implements ResourceRuntime {
     const argv = ipArgv(d.namespace, "link", "del", "dev", d.name);
     const r = await t.run(argv);
     if (r.code !== 0 && !isGoneError(r.stderr)) throw new CommandError(t.label, argv, r.code, r.stderr);
+  }
+
+  /**
+   * Why the device under the state's name is not the one the stack manages, or
+   * undefined when it is: another kind; a device still carrying an interrupted
+   * create's marker (a device the stack made has had it cleared); or a device of
+   * the kind whose ifindex differs from the one the state recorded (the stack's
+   * device was deleted and this one made outside Pulumi: `pulumi refresh` records
+   * the new ifindex, and the stack then manages it).
+   */
+  private foreignDevice(state: Record<string, any>, link: LinkJson): string | undefined {
+    const kindHere = link.linkinfo?.info_kind ?? "(plain device)";
+    if (kindHere !== this.kind.infoKind) return `is a ${kindHere}, but the stack manages a ${this.kind.infoKind} of that name (deleted and replaced outside Pulumi?)`;
+    if (isCreatingMarker(link.ifalias)) return `is a ${kindHere} left by another, interrupted create (ifalias ${link.ifalias}), not the ${this.kind.infoKind} the stack manages`;
+    // A persisted device is recreated at boot by networkd from the stack's files: a new ifindex is expected.
+    if (typeof state.ifindex === "number" && link.ifindex !== state.ifindex && !state.persistedFiles?.length)
+      return `is a ${kindHere} with ifindex ${link.ifindex}, but the one the stack manages has ifindex ${state.ifindex} (recreated outside Pulumi?); run \`pulumi refresh\` to take this one as the stack's`;
+    return undefined;
+  }
+
+  private refuseForeign(t: Transport, d: Desired, state: Record<string, any>, link: LinkJson, action: "update" | "delete"): void {
+    const why = this.foreignDevice(state, link);
+    if (why) throw new NetdevError(`${t.label}: refusing to ${action} ${d.name}${inNamespace(d)}: the device there ${why}. It was left untouched`);
   }
 }
 

@@ -84,7 +84,7 @@ export const commonLinkFields = {
   macAddress: macAddress.optional(),
   /** Administratively up. Default true. */
   up: z.boolean().default(true),
-  /** Bridge or bond to enslave this device into. */
+  /** Bridge or bond to enslave this device into. Enslaving into a bond takes an up device down and up again (the kernel refuses an up slave). */
   master: ifname.optional(),
   /** Addresses (CIDR), reconciled as an exact set: others found on the device are removed. */
   addresses: setOf(cidr, "addresses").optional(),

@@ -225,4 +225,28 @@ hostSuite("Vlan and Bond on a VM host", vmPrerequisites().missing, () => {
     for (const d of ["d2", "d3"]) await sh(["ip", "-n", "lacp", "link", "del", "dev", d]);
     await ns.rt.delete(ns.id, ns.outs);
   });
+
+  it("master naming a bond on update: an up veth end is taken down, enslaved and brought up again in one batch", async () => {
+    const bond = await up("Bond", { connection: conn, name: "bondm", mode: "active-backup", miimon: 100 });
+    const ve = await up("VethPair", { connection: conn, name: "vbm0", peerName: "vbm1", mtu: 1500 });
+    expect((await ipLink(vm, "vbm0")).flags).toContain("UP");
+    // What the user hit: the kernel refuses to enslave a device that is up.
+    const direct = await vm.exec(["ip", "link", "set", "dev", "vbm0", "master", "bondm"]);
+    expect(direct.code).not.toBe(0);
+    expect(direct.stderr).toMatch(/enslaved while up/);
+
+    const c = await change("VethPair", ve.outs, { ...ve.inputs, master: "bondm" });
+    expect(c.diff.replaces).toEqual([]);
+    const updated = (await c.apply()).outs;
+    const k = await ipLink(vm, "vbm0");
+    expect(k.master).toBe("bondm");
+    expect(k.flags).toContain("UP");
+    expect(k.ifindex).toBe(ve.outs.ifindex);
+    expect(await procSlaves("bondm")).toEqual(["vbm0"]);
+    expect(updated).toMatchObject({ master: "bondm", up: true });
+
+    await ve.rt.delete(ve.id, updated);
+    await bond.rt.delete(bond.id, bond.outs);
+    expect(await ipLink(vm, "bondm")).toBeUndefined();
+  });
 });

@@ -187,6 +187,26 @@ describe("LinkEngine.planSteps ordering", () => {
     ]);
   });
 
+  it("enslaving an up device to a bond: down, enslave, up again, in order; a bridge master needs no down", () => {
+    const engine = new LinkEngine(bridge);
+    const link = fixture("bridge-timers"); // up, no master
+    const d = { name: "br-ut", master: "bond0", up: true };
+    expect(engine.planSteps(d, [mm("master", "bond0", undefined)], link, {}, "bond")).toEqual([
+      ["ip", "link", "set", "dev", "br-ut", "down"],
+      ["ip", "link", "set", "dev", "br-ut", "master", "bond0"],
+      ["ip", "link", "set", "dev", "br-ut", "up"],
+    ]);
+    // Wanted down: it stays down after the enslave.
+    expect(engine.planSteps({ ...d, up: false }, [mm("master", "bond0", undefined), mm("up", false, true)], link, {}, "bond")).toEqual([
+      ["ip", "link", "set", "dev", "br-ut", "down"],
+      ["ip", "link", "set", "dev", "br-ut", "master", "bond0"],
+      ["ip", "link", "set", "dev", "br-ut", "down"],
+    ]);
+    expect(engine.planSteps({ ...d, master: "br-top" }, [mm("master", "br-top", undefined)], link, {}, "bridge")).toEqual([["ip", "link", "set", "dev", "br-ut", "master", "br-top"]]);
+    const down = { ...link, flags: link.flags.filter((f) => f !== "UP") };
+    expect(engine.planSteps({ ...d, up: false }, [mm("master", "bond0", undefined)], down, {}, "bond")).toEqual([["ip", "link", "set", "dev", "br-ut", "master", "bond0"]]);
+  });
+
   it("mismatches: compares only fields the inputs set, never identity or connection", () => {
     const engine = new LinkEngine(bridge);
     const d = { connection: { host: "h" }, name: "br0", namespace: "x", adopt: true, mtu: 1500, stp: true, forwardDelay: undefined, addresses: ["192.0.2.1/24"] };

@@ -267,21 +267,64 @@ describe("read, update, delete", () => {
     expect(writes()).toEqual([]);
   });
 
-  it("delete of a gone device succeeds", async () => {
-    for (const stderr of ['Cannot find device "br-ut"\n', 'Cannot open network namespace "ut-rec-a": No such file or directory\n']) {
+  it("delete of a gone device (or namespace) succeeds with only the read", async () => {
+    for (const stderr of ['Device "br-ut" does not exist.\n', 'Cannot open network namespace "ut-rec-a": No such file or directory\n']) {
       fake.calls.length = 0;
-      fake.on(["ip", "-n", "ut-rec-a", "link", "del"], { code: 1, stderr });
+      fake.on(show("ut-rec-a", "br-ut"), { code: 1, stderr });
       await expect(provider("Bridge").delete("id1", outs)).resolves.toBeUndefined();
-      expect(fake.calls.map((c) => c.argv)).toEqual([["ip", "-n", "ut-rec-a", "link", "del", "dev", "br-ut"]]);
+      expect(fake.calls.map((c) => c.argv)).toEqual([show("ut-rec-a", "br-ut")]);
     }
   });
 
+  it("delete reads, then deletes the device it manages; one gone meanwhile is fine", async () => {
+    fake.on(show("ut-rec-a", "br-ut"), { stdout: raw("bridge-timers") });
+    fake.on(["ip", "-n", "ut-rec-a", "link", "del"], { code: 1, stderr: 'Cannot find device "br-ut"\n' });
+    await expect(provider("Bridge").delete("id1", { ...outs, ifindex: 2 })).resolves.toBeUndefined();
+    expect(fake.calls.map((c) => c.argv)).toEqual([show("ut-rec-a", "br-ut"), ["ip", "-n", "ut-rec-a", "link", "del", "dev", "br-ut"]]);
+  });
+
   it("delete failing for another reason throws CommandError", async () => {
+    fake.on(show(undefined, "tap0"), { stdout: raw("tap-user-group").replace('"tap-ut"', '"tap0"') });
     fake.on(["ip", "link", "del"], { code: 2, stderr: "RTNETLINK answers: Operation not permitted\n" });
     const err = await provider("TapDevice").delete("id1", { connection: conn, name: "tap0" }).catch((e) => e);
     expect(err).toBeInstanceOf(CommandError);
     expect(err).toMatchObject({ argv: ["ip", "link", "del", "dev", "tap0"], code: 2, host: "192.0.2.10" });
     expect(err.message).not.toContain("SECRET-KEY-TEXT");
+  });
+});
+
+describe("delete and update touch only the device the stack manages", () => {
+  const state = { connection: conn, name: "br-ut", namespace: "ut-rec-a", up: true, adopt: false, mtu: 1400, ifindex: 2 };
+  const tap = raw("tap-user-group").replace('"tap-ut"', '"br-ut"');
+  const marked = JSON.stringify([{ ...fixture("bridge-timers"), ifalias: "pulumi-netdev:creating:0123456789abcdef0123" }]);
+  const recreated = JSON.stringify([{ ...fixture("bridge-timers"), ifindex: 77 }]);
+
+  it("a device of another kind under the name: delete and update refuse, naming device, kind and what the stack expected; only reads sent", async () => {
+    fake.on(show("ut-rec-a", "br-ut"), { stdout: tap });
+    await expect(provider("Bridge").delete("id1", state)).rejects.toThrow(
+      "192.0.2.10: refusing to delete br-ut in namespace ut-rec-a: the device there is a tun, but the stack manages a bridge of that name (deleted and replaced outside Pulumi?). It was left untouched",
+    );
+    const news = await checked("Bridge", { name: "br-ut", namespace: "ut-rec-a", mtu: 1300 });
+    await expect(provider("Bridge").update("id1", state, news)).rejects.toThrow(/refusing to update br-ut in namespace ut-rec-a: the device there is a tun, but the stack manages a bridge/);
+    expect(writes()).toEqual([]);
+  });
+
+  it("a device left by another, interrupted create: refused, and read reports the resource gone", async () => {
+    fake.on(show("ut-rec-a", "br-ut"), { stdout: marked });
+    await expect(provider("Bridge").delete("id1", state)).rejects.toThrow(/refusing to delete br-ut .* left by another, interrupted create \(ifalias pulumi-netdev:creating:0123456789abcdef0123\)/);
+    expect(await provider("Bridge").read("id1", state)).toEqual({ id: "", props: {} });
+    expect(writes()).toEqual([]);
+  });
+
+  it("the same kind with another ifindex than the state's: refused until a refresh records it", async () => {
+    fake.on(show("ut-rec-a", "br-ut"), { stdout: recreated });
+    await expect(provider("Bridge").delete("id1", state)).rejects.toThrow(/refusing to delete br-ut in namespace ut-rec-a: the device there is a bridge with ifindex 77, but the one the stack manages has ifindex 2 .*pulumi refresh/);
+    expect(writes()).toEqual([]);
+    const refreshed = await provider("Bridge").read("id1", state);
+    expect(refreshed.props.ifindex).toBe(77);
+    fake.on(["ip", "-n", "ut-rec-a", "link", "del", "dev", "br-ut"], {});
+    await provider("Bridge").delete("id1", refreshed.props);
+    expect(writes().map((c) => c.argv)).toEqual([["ip", "-n", "ut-rec-a", "link", "del", "dev", "br-ut"]]);
   });
 });
 
