@@ -494,7 +494,7 @@ export class LinkEngine implements ResourceRuntime {
    * create's marker (a device the stack made has had it cleared); or a device of
    * the kind whose ifindex differs from the one the state recorded (the stack's
    * device was deleted and this one made outside Pulumi: `pulumi refresh` records
-   * the new ifindex, and the stack then manages it).
+   * the new ifindex, and the stack then manages it), unless it is persisted.
    */
   private foreignDevice(state: Record<string, any>, link: LinkJson): string | undefined {
     const kindHere = link.linkinfo?.info_kind ?? "(plain device)";
