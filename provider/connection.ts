@@ -28,14 +28,25 @@ const baseConnection = z.strictObject({
   /** Accept any host key. Only for throw-away lab hosts. Default false. */
   insecureSkipHostKeyCheck: z.boolean().optional(),
   /** Run commands through sudo: true for `sudo -n`, or { password } fed on stdin. */
-  sudo: z.union([z.boolean(), z.strictObject({ password: z.string() })]).optional(),
+  sudo: z
+    .union([
+      z.boolean(),
+      z.strictObject({
+        /** The sudo password, fed to `sudo -S` on stdin (keep it a Pulumi secret). */
+        password: z.string(),
+      }),
+    ])
+    .optional(),
   /** Time allowed to connect and authenticate, in milliseconds. Default 10000. */
   connectTimeoutMs: z.number().int().min(100).max(600_000).optional(),
 });
 
-export type Connection = z.infer<typeof baseConnection> & { bastion?: Connection };
+export type Connection = z.infer<typeof baseConnection> & {
+  /** A jump host reached first; the target is dialled through it. May chain. */
+  bastion?: Connection;
+};
 
-export const connectionSchema: z.ZodType<Connection> = baseConnection.extend({
+export const connectionSchema: z.ZodType<Connection, Connection> = baseConnection.extend({
   /** A jump host reached first; the target is dialled through it. May chain. */
   bastion: z.lazy(() => connectionSchema).optional(),
 });
@@ -45,7 +56,9 @@ export const connectionSchema: z.ZodType<Connection> = baseConnection.extend({
  * checkInputs requires it once the defaults are merged in.
  */
 export const connectionInputSchema = baseConnection.extend({
+  /** Host name or address of the SSH server. Default: stack config `netdev:host`. */
   host: baseConnection.shape.host.optional(),
+  /** A jump host reached first; the target is dialled through it. May chain. */
   bastion: z.lazy(() => connectionSchema).optional(),
 });
 

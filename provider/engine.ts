@@ -15,6 +15,13 @@ import type { Transport } from "./transport/types";
 
 /** The calls the Pulumi dynamic provider host makes (see sdk/shim.ts). */
 export interface ResourceRuntime {
+  /**
+   * The resource's input fields (zod), the one source of its SDK Args type:
+   * `npm run gen:sdk` writes sdk/args.generated.ts from them. Declare the runtime
+   * with `satisfies ResourceRuntime` (not `: ResourceRuntime`) so their doc comments
+   * stay visible to the generator.
+   */
+  readonly inputFields: z.ZodRawShape;
   check(olds: Record<string, any>, news: Record<string, any>): Promise<{ inputs: Record<string, any>; failures: CheckFailure[] }>;
   diff(id: string, olds: Record<string, any>, news: Record<string, any>): Promise<DiffResult>;
   create(inputs: Record<string, any>): Promise<{ id: string; outs: Record<string, any> }>;
@@ -230,11 +237,13 @@ function commonState(link: LinkJson): Record<string, unknown> {
   };
 }
 
-export class LinkEngine implements ResourceRuntime {
+export class LinkEngine<K extends LinkKind = LinkKind> implements ResourceRuntime {
+  readonly inputFields: typeof commonLinkFields & K["fields"];
   readonly schema: z.ZodType;
   readonly replaceOn: string[];
 
-  constructor(readonly kind: LinkKind) {
+  constructor(readonly kind: K) {
+    this.inputFields = { ...commonLinkFields, ...kind.fields };
     this.schema = linkSchema(kind);
     this.replaceOn = ["name", "namespace", ...kind.replaceOn];
   }

@@ -10,7 +10,7 @@ export interface ConfigureRequest {
   config: { get(key: string): string | undefined };
 }
 
-export function provider(resource: string): ResourceRuntime & { configure(req: ConfigureRequest): Promise<void> } {
+export function provider(resource: string): Omit<ResourceRuntime, "inputFields"> & { configure(req: ConfigureRequest): Promise<void> } {
   const runtime = registry[resource];
   if (!runtime) throw new Error(`pulumi-netdev: unknown resource kind ${resource}; is the installed pulumi-netdev older than the one that wrote this state?`);
   return {

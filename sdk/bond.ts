@@ -1,9 +1,8 @@
 import type * as pulumi from "@pulumi/pulumi";
-import type { bond } from "../provider/kinds/bond";
 import { LinkResource } from "./link";
-import type { LinkArgs } from "./types";
+import type { BondArgs } from "./args.generated";
 
-export type BondArgs = LinkArgs<typeof bond.fields>;
+export type { BondArgs };
 
 /**
  * A bonding device: several links as one, for failover or aggregation. Every
@@ -38,9 +37,6 @@ export class Bond extends LinkResource {
   declare readonly activeSlave: pulumi.Output<string | undefined>;
 
   constructor(name: string, args: BondArgs, opts?: pulumi.CustomResourceOptions) {
-    super("Bond", name, args, opts, [
-      "mode", "miimon", "updelay", "downdelay", "lacpRate", "xmitHashPolicy", "primary",
-      "minLinks", "arpInterval", "arpIpTargets", "slaves", "activeSlave",
-    ]);
+    super("Bond", name, args, opts);
   }
 }

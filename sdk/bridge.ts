@@ -1,9 +1,8 @@
 import type * as pulumi from "@pulumi/pulumi";
-import type { bridge } from "../provider/kinds/bridge";
 import { LinkResource } from "./link";
-import type { LinkArgs } from "./types";
+import type { BridgeArgs } from "./args.generated";
 
-export type BridgeArgs = LinkArgs<typeof bridge.fields>;
+export type { BridgeArgs };
 
 /** A Linux bridge (software switch). Every option is changed in place. */
 export class Bridge extends LinkResource {
@@ -29,6 +28,6 @@ export class Bridge extends LinkResource {
   declare readonly mcastSnooping: pulumi.Output<boolean>;
 
   constructor(name: string, args: BridgeArgs, opts?: pulumi.CustomResourceOptions) {
-    super("Bridge", name, args, opts, ["stp", "forwardDelay", "helloTime", "maxAge", "ageingTime", "priority", "vlanFiltering", "vlanDefaultPvid", "vlanProtocol", "mcastSnooping"]);
+    super("Bridge", name, args, opts);
   }
 }

@@ -10,4 +10,4 @@ export { VethPair, type VethPairArgs } from "./vethPair";
 export { Vlan, type VlanArgs } from "./vlan";
 export { Vxlan, type VxlanArgs } from "./vxlan";
 export { VxlanFabric, type VxlanFabricArgs, type VxlanFabricHost, type VxlanFabricHostOutputs } from "./vxlanFabric";
-export type { ConnectionArgs } from "./types";
+export type { BastionArgs, ConnectionArgs, SudoArgs } from "./args.generated";

@@ -1,9 +1,8 @@
 import type * as pulumi from "@pulumi/pulumi";
-import type { ipvlan } from "../provider/kinds/ipvlan";
 import { LinkResource } from "./link";
-import type { LinkArgs } from "./types";
+import type { IpvlanLinkArgs } from "./args.generated";
 
-export type IpvlanLinkArgs = LinkArgs<typeof ipvlan.fields>;
+export type { IpvlanLinkArgs };
 
 /**
  * An ipvlan device: an IP endpoint on a parent that shares the parent's Ethernet
@@ -20,6 +19,6 @@ export class IpvlanLink extends LinkResource {
   declare readonly flag: pulumi.Output<string>;
 
   constructor(name: string, args: IpvlanLinkArgs, opts?: pulumi.CustomResourceOptions) {
-    super("IpvlanLink", name, args, opts, ["mode", "flag"]);
+    super("IpvlanLink", name, args, opts);
   }
 }

@@ -1,6 +1,6 @@
 import type * as pulumi from "@pulumi/pulumi";
+import type { ArgsByResource } from "./args.generated";
 import { NetdevResource } from "./shim";
-import { LINK_OUTPUTS, withOutputs } from "./types";
 
 /** Base of every link resource: the outputs the kernel reports for any device. */
 export abstract class LinkResource extends NetdevResource {
@@ -27,7 +27,7 @@ export abstract class LinkResource extends NetdevResource {
   /** The networkd files written for `persist` (path and SHA-256 of the content written). */
   declare readonly persistedFiles: pulumi.Output<{ path: string; sha256: string }[] | undefined>;
 
-  protected constructor(kind: string, name: string, args: object, opts: pulumi.CustomResourceOptions | undefined, extraOutputs: readonly string[] = []) {
-    super(kind, name, withOutputs(args as Record<string, unknown>, [...LINK_OUTPUTS, ...extraOutputs]), opts);
+  protected constructor(kind: keyof ArgsByResource, name: string, args: object, opts: pulumi.CustomResourceOptions | undefined) {
+    super(kind, name, args, opts);
   }
 }

@@ -1,9 +1,8 @@
 import type * as pulumi from "@pulumi/pulumi";
-import type { macvlan } from "../provider/kinds/macvlan";
 import { LinkResource } from "./link";
-import type { LinkArgs } from "./types";
+import type { MacvlanLinkArgs } from "./args.generated";
 
-export type MacvlanLinkArgs = LinkArgs<typeof macvlan.fields>;
+export type { MacvlanLinkArgs };
 
 /**
  * A macvlan device: a second Ethernet address on a parent device's wire, e.g. to
@@ -19,6 +18,6 @@ export class MacvlanLink extends LinkResource {
   declare readonly sourceMacs: pulumi.Output<string[] | undefined>;
 
   constructor(name: string, args: MacvlanLinkArgs, opts?: pulumi.CustomResourceOptions) {
-    super("MacvlanLink", name, args, opts, ["mode", "sourceMacs"]);
+    super("MacvlanLink", name, args, opts);
   }
 }

@@ -1,9 +1,8 @@
 import type * as pulumi from "@pulumi/pulumi";
-import type { macvtap } from "../provider/kinds/macvlan";
 import { LinkResource } from "./link";
-import type { LinkArgs } from "./types";
+import type { MacvtapLinkArgs } from "./args.generated";
 
-export type MacvtapLinkArgs = LinkArgs<typeof macvtap.fields>;
+export type { MacvtapLinkArgs };
 
 /**
  * A macvtap device: a macvlan whose frames a VM reads and writes through the
@@ -21,6 +20,6 @@ export class MacvtapLink extends LinkResource {
   declare readonly tapDevicePath: pulumi.Output<string>;
 
   constructor(name: string, args: MacvtapLinkArgs, opts?: pulumi.CustomResourceOptions) {
-    super("MacvtapLink", name, args, opts, ["mode", "sourceMacs", "tapDevicePath"]);
+    super("MacvtapLink", name, args, opts);
   }
 }

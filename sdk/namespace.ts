@@ -1,9 +1,8 @@
 import type * as pulumi from "@pulumi/pulumi";
-import type { namespaceFields } from "../provider/kinds/netns";
 import { NetdevResource } from "./shim";
-import type { ArgsOf } from "./types";
+import type { NamespaceArgs } from "./args.generated";
 
-export type NamespaceArgs = ArgsOf<typeof namespaceFields>;
+export type { NamespaceArgs };
 
 /** A network namespace on the host (`ip netns add`). Deleting it is refused while devices other than lo remain inside. */
 export class Namespace extends NetdevResource {
@@ -11,6 +10,6 @@ export class Namespace extends NetdevResource {
   declare readonly name: pulumi.Output<string>;
 
   constructor(name: string, args: NamespaceArgs, opts?: pulumi.CustomResourceOptions) {
-    super("Namespace", name, { ...args }, opts);
+    super("Namespace", name, args, opts);
   }
 }

@@ -1,9 +1,8 @@
 import type * as pulumi from "@pulumi/pulumi";
-import type { routeFieldsSchema } from "../provider/kinds/route";
+import type { RouteArgs } from "./args.generated";
 import { NetdevResource } from "./shim";
-import { type ArgsOf, withOutputs } from "./types";
 
-export type RouteArgs = ArgsOf<typeof routeFieldsSchema>;
+export type { RouteArgs };
 
 /**
  * A route (`ip route add`). Its identity is (namespace, table, family, destination,
@@ -35,6 +34,6 @@ export class Route extends NetdevResource {
   declare readonly type: pulumi.Output<string>;
 
   constructor(name: string, args: RouteArgs, opts?: pulumi.CustomResourceOptions) {
-    super("Route", name, withOutputs({ ...args }, ["family", "via", "device", "source", "metric", "scope", "protocol", "onlink", "type"]), opts);
+    super("Route", name, args, opts);
   }
 }

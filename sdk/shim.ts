@@ -1,4 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
+import { type ArgsByResource, OUTPUT_NAMES } from "./args.generated";
+import { withOutputs } from "./types";
 
 /**
  * The provider module the Pulumi dynamic provider host loads from each resource's
@@ -19,9 +21,14 @@ export function typeToken(kind: string): string {
   return `pulumi-nodejs:dynamic/netdev:${kind}`;
 }
 
-/** Base of every netdev resource: a dynamic-provider resource with a hand-written provider module. */
+/**
+ * Base of every netdev resource: a dynamic-provider resource with a hand-written
+ * provider module. Registers the resource's outputs (OUTPUT_NAMES, derived from its
+ * input fields and its class's declared outputs by scripts/gen-sdk-types.ts).
+ */
 export abstract class NetdevResource extends pulumi.CustomResource {
-  protected constructor(kind: string, name: string, props: Record<string, unknown>, opts: pulumi.CustomResourceOptions | undefined) {
+  protected constructor(kind: keyof ArgsByResource, name: string, args: object, opts: pulumi.CustomResourceOptions | undefined) {
+    const props = withOutputs(args, OUTPUT_NAMES[kind]);
     super(typeToken(kind), name, { ...props, ...secretConnection(props.connection), __provider: providerModule(kind) }, {
       ...opts,
       // Covers the outputs only: the engine stores the inputs as registered (see secretConnection).

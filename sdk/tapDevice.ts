@@ -1,9 +1,8 @@
 import type * as pulumi from "@pulumi/pulumi";
-import type { tuntap } from "../provider/kinds/tuntap";
 import { LinkResource } from "./link";
-import type { LinkArgs } from "./types";
+import type { TapDeviceArgs } from "./args.generated";
 
-export type TapDeviceArgs = LinkArgs<typeof tuntap.fields>;
+export type { TapDeviceArgs };
 
 /** A persistent tun or tap device (`ip tuntap add`), e.g. a KVM guest's NIC. Its options are creation-only. */
 export class TapDevice extends LinkResource {
@@ -21,6 +20,6 @@ export class TapDevice extends LinkResource {
   declare readonly pi: pulumi.Output<boolean>;
 
   constructor(name: string, args: TapDeviceArgs, opts?: pulumi.CustomResourceOptions) {
-    super("TapDevice", name, args, opts, ["mode", "owner", "group", "multiQueue", "vnetHdr", "pi"]);
+    super("TapDevice", name, args, opts);
   }
 }

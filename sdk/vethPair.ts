@@ -1,9 +1,8 @@
 import type * as pulumi from "@pulumi/pulumi";
-import type { veth } from "../provider/kinds/veth";
 import { LinkResource } from "./link";
-import type { LinkArgs } from "./types";
+import type { VethPairArgs } from "./args.generated";
 
-export type VethPairArgs = LinkArgs<typeof veth.fields>;
+export type { VethPairArgs };
 
 /** A veth pair: two linked Ethernet devices, often one end in a container's namespace. */
 export class VethPair extends LinkResource {
@@ -17,6 +16,6 @@ export class VethPair extends LinkResource {
   declare readonly peerNamespace: pulumi.Output<string | undefined>;
 
   constructor(name: string, args: VethPairArgs, opts?: pulumi.CustomResourceOptions) {
-    super("VethPair", name, args, opts, ["peerIfindex", "peerMacAddress", "peerMtu", "peerAddresses", "peerMaster", "peerUp"]);
+    super("VethPair", name, args, opts);
   }
 }

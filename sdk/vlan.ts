@@ -1,9 +1,8 @@
 import type * as pulumi from "@pulumi/pulumi";
-import type { vlan } from "../provider/kinds/vlan";
 import { LinkResource } from "./link";
-import type { LinkArgs } from "./types";
+import type { VlanArgs } from "./args.generated";
 
-export type VlanArgs = LinkArgs<typeof vlan.fields>;
+export type { VlanArgs };
 
 /**
  * An 802.1Q (or 802.1ad) VLAN device on a parent: tagged traffic of one VLAN id
@@ -31,6 +30,6 @@ export class Vlan extends LinkResource {
   declare readonly egressQosMap: pulumi.Output<Record<string, number>>;
 
   constructor(name: string, args: VlanArgs, opts?: pulumi.CustomResourceOptions) {
-    super("Vlan", name, args, opts, ["protocol", "reorderHdr", "gvrp", "mvrp", "looseBinding", "ingressQosMap", "egressQosMap"]);
+    super("Vlan", name, args, opts);
   }
 }

@@ -1,9 +1,8 @@
 import type * as pulumi from "@pulumi/pulumi";
-import type { vxlan } from "../provider/kinds/vxlan";
 import { LinkResource } from "./link";
-import type { LinkArgs } from "./types";
+import type { VxlanArgs } from "./args.generated";
 
-export type VxlanArgs = LinkArgs<typeof vxlan.fields>;
+export type { VxlanArgs };
 
 /**
  * A VXLAN tunnel endpoint: an Ethernet device whose frames travel in UDP to other
@@ -37,6 +36,6 @@ export class Vxlan extends LinkResource {
   declare readonly ageing: pulumi.Output<number>;
 
   constructor(name: string, args: VxlanArgs, opts?: pulumi.CustomResourceOptions) {
-    super("Vxlan", name, args, opts, ["local", "remote", "group", "dev", "remotes", "dstPort", "ttl", "tos", "learning", "ageing"]);
+    super("Vxlan", name, args, opts);
   }
 }

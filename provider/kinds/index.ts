@@ -10,8 +10,11 @@ import { veth } from "./veth";
 import { vlan } from "./vlan";
 import { vxlan } from "./vxlan";
 
-/** Resource class name → its runtime. One line per kind. */
-export const registry: Record<string, ResourceRuntime> = {
+/**
+ * Resource class name → its runtime. One line per kind. Typed by `satisfies` so that
+ * each runtime's `inputFields` keeps its own type: scripts/gen-sdk-types.ts reads it.
+ */
+export const resources = {
   Bridge: new LinkEngine(bridge),
   TapDevice: new LinkEngine(tuntap),
   VethPair: new LinkEngine(veth),
@@ -23,4 +26,6 @@ export const registry: Record<string, ResourceRuntime> = {
   Bond: new LinkEngine(bond),
   Namespace: namespace,
   Route: route,
-};
+} satisfies Record<string, ResourceRuntime>;
+
+export const registry: Record<string, ResourceRuntime> = resources;

@@ -28,7 +28,9 @@ async function exists(t: Transport, name: string): Promise<boolean> {
 }
 
 /** `ip netns add/del`: a namespace the stack owns, for veth peers and other devices. */
-export const namespace: ResourceRuntime = {
+export const namespace = {
+  inputFields: namespaceFields,
+
   check: (_olds, news) => checkInputs(schema, news),
 
   diff: async (_id, olds, news) => diffInputs(olds, news, ["name"]),
@@ -66,4 +68,4 @@ export const namespace: ResourceRuntime = {
     const r = await t.run(del);
     if (r.code !== 0 && !/No such file/.test(r.stderr)) throw new CommandError(t.label, del, r.code, r.stderr);
   },
-};
+} satisfies ResourceRuntime;
