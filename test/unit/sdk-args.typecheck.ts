@@ -9,7 +9,9 @@ import type { ArgsByResource } from "../../sdk/args.generated";
 
 type Primitive = string | number | boolean | null;
 type Deep<T> = T extends Primitive ? T : T extends (infer E)[] ? pulumi.Input<Deep<E>>[] : { [K in keyof T]: pulumi.Input<Deep<Exclude<T[K], undefined>>> };
-type ZodArgs<S extends z.ZodRawShape> = Deep<z.input<z.ZodObject<S>>>;
+/** A runtime typed `ResourceRuntime & { inputFields: typeof fields }` also carries ZodRawShape's index signature. */
+type Known<S> = { [K in keyof S as string extends K ? never : K]: S[K] };
+type ZodArgs<S> = Known<S> extends z.ZodRawShape ? Deep<z.input<z.ZodObject<Known<S>>>> : never;
 
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 type AllTrue<T extends Record<string, true>> = T;
