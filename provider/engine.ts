@@ -9,6 +9,7 @@ import { type CheckFailure, commonLinkFields, containsUnknown, UNKNOWN, validate
 import { type GenericAttributes, genericLinkSteps } from "./linkSteps";
 import { commonPersistLimits, type PersistLimit } from "./networkd";
 import * as persist from "./persist";
+import { PORT_FIELDS, portRefine, portState, portSteps } from "./bridgePort";
 import { runSteps } from "./steps";
 import { SshTransport } from "./transport/ssh";
 import type { Transport } from "./transport/types";
@@ -217,6 +218,7 @@ function linkSchema(kind: LinkKind) {
   return base.superRefine((v: any, ctx) => {
     if (v.master !== undefined && v.master === v.name && v.master !== UNKNOWN)
       ctx.addIssue({ code: "custom", path: ["master"], message: `must not be the device itself ("${v.name}")` });
+    portRefine(v, ctx);
     kind.refine?.(v, ctx);
     if (v.persist === true) for (const l of persistLimits(kind, v)) ctx.addIssue({ code: "custom", path: [l.field], message: l.reason });
   });
@@ -268,7 +270,7 @@ export class LinkEngine<K extends LinkKind = LinkKind> implements ResourceRuntim
 
   /** The kernel's view of every input field, plus outputs. */
   async actualState(t: Transport, d: Desired, link: LinkJson, companions?: ReadContext["companions"]): Promise<Record<string, unknown>> {
-    return { ...commonState(link), ...(await this.kind.readFields(link, { transport: t, desired: d, companions })) };
+    return { ...commonState(link), ...(await portState(t, d, link)), ...(await this.kind.readFields(link, { transport: t, desired: d, companions })) };
   }
 
   /**
@@ -293,14 +295,15 @@ export class LinkEngine<K extends LinkKind = LinkKind> implements ResourceRuntim
   }
 
   /**
-   * Kind changes first, then the common ones; enslaving happens before `up`.
+   * Kind changes first, then the common ones (enslaving happens before `up`), then the port's options.
    * `masterKind`: the `info_kind` of the wanted master (a bond needs its slave down).
    */
   planSteps(d: Desired, mismatches: Mismatch[], link: LinkJson, actual: Record<string, unknown> = {}, masterKind?: string): string[][] {
     const common = mismatches.filter((m) => (COMMON_FIELDS as readonly string[]).includes(m.field));
-    const steps = this.kind.updateArgv(d, mismatches.filter((m) => !common.includes(m)), link, actual);
+    const port = mismatches.filter((m) => (PORT_FIELDS as readonly string[]).includes(m.field));
+    const steps = this.kind.updateArgv(d, mismatches.filter((m) => !common.includes(m) && !port.includes(m)), link, actual);
     const have = { master: link.master, addresses: linkAddresses(link), up: isAdminUp(link), masterKind };
-    return [...steps, ...genericLinkSteps(d.namespace, d.name, new Set(common.map((m) => m.field)), d as GenericAttributes, have)];
+    return [...steps, ...genericLinkSteps(d.namespace, d.name, new Set(common.map((m) => m.field)), d as GenericAttributes, have), ...portSteps(d, port)];
   }
 
   /**

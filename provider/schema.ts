@@ -1,5 +1,6 @@
 import { isIP } from "node:net";
 import { z } from "zod";
+import { bondPortSchema, bridgePortSchema } from "./portSchema";
 import { connectionInputSchema, SECRET_FIELDS } from "./connection";
 
 /** What the Pulumi engine sends in place of a value that is not known yet (during preview). */
@@ -96,6 +97,10 @@ export const commonLinkFields = {
    * `netdev:persist`, else false.
    */
   persist: z.boolean().optional(),
+  /** Options of this device as a port of the bridge it is enslaved to (`master`): STP cost/priority, flooding, learning, VLANs… Only the options given are managed. */
+  bridgePort: bridgePortSchema.optional(),
+  /** Options of this device as a slave of the bond it is enslaved to (`master`): queueId, priority. */
+  bondPort: bondPortSchema.optional(),
 };
 
 export interface CheckFailure {

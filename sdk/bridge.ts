@@ -26,6 +26,8 @@ export class Bridge extends LinkResource {
   declare readonly vlanProtocol: pulumi.Output<string | undefined>;
   /** IGMP/MLD snooping on. */
   declare readonly mcastSnooping: pulumi.Output<boolean>;
+  /** VLANs of the bridge device itself, as the kernel reports them (when `vlans` is set). */
+  declare readonly vlans: pulumi.Output<{ vid: number | string; pvid?: boolean; untagged?: boolean }[] | undefined>;
 
   constructor(name: string, args: BridgeArgs, opts?: pulumi.CustomResourceOptions) {
     super("Bridge", name, args, opts);

@@ -26,6 +26,10 @@ export abstract class LinkResource extends NetdevResource {
   declare readonly persist: pulumi.Output<boolean | undefined>;
   /** The networkd files written for `persist` (path and SHA-256 of the content written). */
   declare readonly persistedFiles: pulumi.Output<{ path: string; sha256: string }[] | undefined>;
+  /** The port options given in `bridgePort`, as the kernel reports them. */
+  declare readonly bridgePort: pulumi.Output<Record<string, unknown> | undefined>;
+  /** The slave options given in `bondPort`, as the kernel reports them. */
+  declare readonly bondPort: pulumi.Output<Record<string, unknown> | undefined>;
 
   protected constructor(kind: keyof ArgsByResource, name: string, args: object, opts: pulumi.CustomResourceOptions | undefined) {
     super(kind, name, args, opts);

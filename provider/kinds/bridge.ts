@@ -1,4 +1,6 @@
 import { z } from "zod";
+import { readVlans, vlanSteps } from "../bridgePort";
+import { vlanSet } from "../portSchema";
 import { ipArgv } from "../iproute/link";
 import { netdevUnit, networkUnit, sec, section } from "../networkd";
 import type { Desired, LinkKind } from "./types";
@@ -59,6 +61,13 @@ export const bridge = {
     vlanProtocol: z.enum(["802.1Q", "802.1ad"]).optional(),
     /** IGMP/MLD snooping. Kernel default true. */
     mcastSnooping: z.boolean().optional(),
+    /**
+     * VLAN membership of the bridge device itself (`bridge vlan … self`): which VLANs
+     * reach the host's own stack through the bridge's interface. A list of
+     * `{ vid, pvid?, untagged? }`, reconciled as an exact set. Unset: left as the kernel
+     * has it (the default PVID, untagged).
+     */
+    vlans: vlanSet.optional(),
   },
   refine(v, ctx) {
     if (v.stp === true && typeof v.forwardDelay === "number" && v.forwardDelay < 2)
@@ -74,14 +83,16 @@ export const bridge = {
     // Only `link set mtu` makes it stick.
     return d.mtu !== undefined ? [add, ipArgv(d.namespace, "link", "set", "dev", d.name, "mtu", String(d.mtu))] : [add];
   },
-  readFields(link, { desired }) {
+  readFields(link, { desired, transport }) {
     const data = link.linkinfo?.info_data ?? {};
-    const fields = Object.fromEntries(Object.entries(OPTIONS).map(([f, o]) => [f, o.fromKernel(data[o.ip])]));
+    const fields: Record<string, unknown> = Object.fromEntries(Object.entries(OPTIONS).map(([f, o]) => [f, o.fromKernel(data[o.ip])]));
     // While kernel STP signals a topology change, the kernel ages entries out after
     // 2 × forward_delay and reports that as ageing_time; the configured value is not
     // readable until the change ends, so it is taken as asked.
     if (data.stp_state === 1 && data.topology_change === 1) fields.ageingTime = desired.ageingTime;
-    return fields;
+    // The bridge's own VLANs cost a command: read only when managed.
+    if (desired.vlans === undefined) return fields;
+    return readVlans(transport, desired.namespace, desired.name).then((vlans) => ({ ...fields, vlans }));
   },
   networkd(d, facts) {
     const own = section("Bridge", [
@@ -100,6 +111,9 @@ export const bridge = {
   },
   updateArgv(d, mismatches) {
     // Every bridge option is changeable in place (br_changelink); one per line.
-    return mismatches.map((m) => ipArgv(d.namespace, "link", "set", "dev", d.name, "type", "bridge", ...optionArgs(d, [m.field])));
+    // VLAN filtering goes first: the bridge's own VLANs are set once it is on.
+    const options = mismatches.filter((m) => m.field !== "vlans").map((m) => ipArgv(d.namespace, "link", "set", "dev", d.name, "type", "bridge", ...optionArgs(d, [m.field])));
+    const vlans = mismatches.find((m) => m.field === "vlans");
+    return [...options, ...(vlans ? vlanSteps(d.namespace, d.name, d.vlans, (vlans.actual ?? []) as never, true) : [])];
   },
 } satisfies LinkKind;
