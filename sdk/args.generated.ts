@@ -17,7 +17,7 @@ export interface BridgeArgs {
   macAddress?: pulumi.Input<string>;
   /** Administratively up. Default true. */
   up?: pulumi.Input<boolean>;
-  /** Bridge or bond to enslave this device into. */
+  /** Bridge or bond to enslave this device into. Enslaving into a bond takes an up device down and up again (the kernel refuses an up slave). */
   master?: pulumi.Input<string>;
   /** Addresses (CIDR), reconciled as an exact set: others found on the device are removed. */
   addresses?: pulumi.Input<pulumi.Input<string>[]>;
@@ -65,7 +65,7 @@ export interface TapDeviceArgs {
   macAddress?: pulumi.Input<string>;
   /** Administratively up. Default true. */
   up?: pulumi.Input<boolean>;
-  /** Bridge or bond to enslave this device into. */
+  /** Bridge or bond to enslave this device into. Enslaving into a bond takes an up device down and up again (the kernel refuses an up slave). */
   master?: pulumi.Input<string>;
   /** Addresses (CIDR), reconciled as an exact set: others found on the device are removed. */
   addresses?: pulumi.Input<pulumi.Input<string>[]>;
@@ -105,7 +105,7 @@ export interface VethPairArgs {
   macAddress?: pulumi.Input<string>;
   /** Administratively up. Default true. */
   up?: pulumi.Input<boolean>;
-  /** Bridge or bond to enslave this device into. */
+  /** Bridge or bond to enslave this device into. Enslaving into a bond takes an up device down and up again (the kernel refuses an up slave). */
   master?: pulumi.Input<string>;
   /** Addresses (CIDR), reconciled as an exact set: others found on the device are removed. */
   addresses?: pulumi.Input<pulumi.Input<string>[]>;
@@ -147,7 +147,7 @@ export interface VxlanArgs {
   macAddress?: pulumi.Input<string>;
   /** Administratively up. Default true. */
   up?: pulumi.Input<boolean>;
-  /** Bridge or bond to enslave this device into. */
+  /** Bridge or bond to enslave this device into. Enslaving into a bond takes an up device down and up again (the kernel refuses an up slave). */
   master?: pulumi.Input<string>;
   /** Addresses (CIDR), reconciled as an exact set: others found on the device are removed. */
   addresses?: pulumi.Input<pulumi.Input<string>[]>;
@@ -211,7 +211,7 @@ export interface MacvlanLinkArgs {
   macAddress?: pulumi.Input<string>;
   /** Administratively up. Default true. */
   up?: pulumi.Input<boolean>;
-  /** Bridge or bond to enslave this device into. */
+  /** Bridge or bond to enslave this device into. Enslaving into a bond takes an up device down and up again (the kernel refuses an up slave). */
   master?: pulumi.Input<string>;
   /** Addresses (CIDR), reconciled as an exact set: others found on the device are removed. */
   addresses?: pulumi.Input<pulumi.Input<string>[]>;
@@ -260,7 +260,7 @@ export interface MacvtapLinkArgs {
   macAddress?: pulumi.Input<string>;
   /** Administratively up. Default true. */
   up?: pulumi.Input<boolean>;
-  /** Bridge or bond to enslave this device into. */
+  /** Bridge or bond to enslave this device into. Enslaving into a bond takes an up device down and up again (the kernel refuses an up slave). */
   master?: pulumi.Input<string>;
   /** Addresses (CIDR), reconciled as an exact set: others found on the device are removed. */
   addresses?: pulumi.Input<pulumi.Input<string>[]>;
@@ -309,7 +309,7 @@ export interface IpvlanLinkArgs {
   macAddress?: pulumi.Input<string>;
   /** Administratively up. Default true. */
   up?: pulumi.Input<boolean>;
-  /** Bridge or bond to enslave this device into. */
+  /** Bridge or bond to enslave this device into. Enslaving into a bond takes an up device down and up again (the kernel refuses an up slave). */
   master?: pulumi.Input<string>;
   /** Addresses (CIDR), reconciled as an exact set: others found on the device are removed. */
   addresses?: pulumi.Input<pulumi.Input<string>[]>;
@@ -352,7 +352,7 @@ export interface VlanArgs {
   macAddress?: pulumi.Input<string>;
   /** Administratively up. Default true. */
   up?: pulumi.Input<boolean>;
-  /** Bridge or bond to enslave this device into. */
+  /** Bridge or bond to enslave this device into. Enslaving into a bond takes an up device down and up again (the kernel refuses an up slave). */
   master?: pulumi.Input<string>;
   /** Addresses (CIDR), reconciled as an exact set: others found on the device are removed. */
   addresses?: pulumi.Input<pulumi.Input<string>[]>;
@@ -406,7 +406,7 @@ export interface BondArgs {
   macAddress?: pulumi.Input<string>;
   /** Administratively up. Default true. */
   up?: pulumi.Input<boolean>;
-  /** Bridge or bond to enslave this device into. */
+  /** Bridge or bond to enslave this device into. Enslaving into a bond takes an up device down and up again (the kernel refuses an up slave). */
   master?: pulumi.Input<string>;
   /** Addresses (CIDR), reconciled as an exact set: others found on the device are removed. */
   addresses?: pulumi.Input<pulumi.Input<string>[]>;
