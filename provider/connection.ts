@@ -39,6 +39,24 @@ const baseConnection = z.strictObject({
     .optional(),
   /** Time allowed to connect and authenticate, in milliseconds. Default 10000. */
   connectTimeoutMs: z.number().int().min(100).max(600_000).optional(),
+  /**
+   * Safe apply (docs/safe-apply.md): a write that touches what carries this SSH session
+   * is armed with a rollback the host runs by itself unless a new SSH connection
+   * confirms the host is still reachable. Default { enabled: true, rollbackAfterSeconds: 60 }.
+   */
+  safeApply: z
+    .strictObject({
+      /** Guard risky writes. Default true. */
+      enabled: z.boolean().optional(),
+      /** Seconds after a risky write at which the host restores the devices unless the change was confirmed. 1–3600, default 60. */
+      rollbackAfterSeconds: z
+        .number()
+        .int("must be a whole number of seconds")
+        .min(1, "must be at least 1 (seconds)")
+        .max(3600, "must be at most 3600 (seconds)")
+        .optional(),
+    })
+    .optional(),
 });
 
 export type Connection = z.infer<typeof baseConnection> & {
@@ -77,7 +95,7 @@ export function connectionLabel(c: Connection): string {
 
 const CONFIG_KEYS = [
   "host", "port", "user", "privateKey", "privateKeyPath", "passphrase", "password", "agent",
-  "hostKey", "knownHostsPath", "insecureSkipHostKeyCheck", "sudo", "connectTimeoutMs", "bastion",
+  "hostKey", "knownHostsPath", "insecureSkipHostKeyCheck", "sudo", "connectTimeoutMs", "bastion", "safeApply",
 ] as const;
 
 /**
@@ -97,7 +115,7 @@ export function connectionDefaultsFromConfig(get: (key: string) => string | unde
 function decodeConfigValue(key: string, raw: unknown): unknown {
   if (typeof raw !== "string") return raw;
   if (key === "port" || key === "connectTimeoutMs") return /^\d+$/.test(raw) ? Number(raw) : raw;
-  if (key === "insecureSkipHostKeyCheck" || key === "agent" || key === "sudo" || key === "bastion") {
+  if (key === "insecureSkipHostKeyCheck" || key === "agent" || key === "sudo" || key === "bastion" || key === "safeApply") {
     if (raw === "true") return true;
     if (raw === "false") return false;
     if (raw.startsWith("{")) {

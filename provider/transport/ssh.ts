@@ -171,6 +171,13 @@ class PooledConnection {
     if (this.client) this.drop(this.client);
   }
 
+  /** Destroys the connection at once: commands still waiting on it fail instead of holding the process. */
+  abandon(): void {
+    const client = this.client;
+    this.client = undefined;
+    client?.destroy();
+  }
+
   private async dialWithRetry(): Promise<Client> {
     for (let attempt = 1; ; attempt++) {
       try {
@@ -400,12 +407,16 @@ const SUDO_REFUSAL = /^(?:sudo: .*|.* is not in the sudoers file.*|Sorry, user .
 /** Runs argv on a remote host over the pooled SSH connection, through sudo if configured. */
 export class SshTransport implements Transport {
   readonly label: string;
-  readonly batchKey: string;
+  readonly batchKey: string | undefined;
 
-  constructor(private readonly config: Connection) {
+  /** `own`: a connection of this transport alone, outside the pool (see openFreshTransport). */
+  constructor(
+    private readonly config: Connection,
+    private readonly own?: PooledConnection,
+  ) {
     this.label = connectionLabel(config);
     // Same pooled connection and same sudo settings: the same host and privileges.
-    this.batchKey = `${poolKey(config)}#${createHash("sha256").update(JSON.stringify(config.sudo ?? null)).digest("hex").slice(0, 16)}`;
+    this.batchKey = own ? undefined : `${poolKey(config)}#${createHash("sha256").update(JSON.stringify(config.sudo ?? null)).digest("hex").slice(0, 16)}`;
   }
 
   async run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
@@ -421,7 +432,7 @@ export class SshTransport implements Transport {
       full = ["sudo", "-k", "-S", "-p", "", "--", ...argv];
       stdin = sudoPassword + "\n" + (stdin ?? "");
     }
-    const conn = pooled(this.config);
+    const conn = this.own ?? pooled(this.config);
     const result = await conn.run(shellCommand(full), stdin, sudoPassword !== undefined);
     if (sudo && result.code === 1) {
       // A wrong password gives several lines ("no password was provided; 1 incorrect password attempt").
@@ -440,6 +451,28 @@ export class SshTransport implements Transport {
     }
     return result;
   }
+}
+
+/**
+ * A transport over a NEW SSH connection to the target, never the pooled one (safe
+ * apply confirms a risky write over it: the pooled connection may survive a change
+ * that new connections do not). Its bastions, if any, are the pooled ones: a change
+ * on the target cannot cut them. close() ends the connection.
+ */
+export function openFreshTransport(config: Connection): Transport & { close(): void } {
+  const own = new PooledConnection(config, config.bastion ? pooled(config.bastion) : undefined);
+  return Object.assign(new SshTransport(config, own), { close: () => own.close() });
+}
+
+/**
+ * Drops the pooled connection to this target (not its bastions), so the next command
+ * dials again. After a risky write was rolled back the old connection may be stuck
+ * on a path that no longer exists.
+ */
+export function dropPooledConnection(config: Connection): void {
+  const key = poolKey(config);
+  pool.get(key)?.abandon();
+  pool.delete(key);
 }
 
 /** Closes every pooled connection (tests and benchmarks). */
