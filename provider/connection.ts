@@ -4,6 +4,19 @@ const hostKeyFingerprint = z
   .string()
   .regex(/^SHA256:[A-Za-z0-9+/]{43}=?$/, "must be an OpenSSH SHA256 fingerprint like SHA256:AbC…(43 base64 characters)");
 
+/** connection.safeApply (docs/safe-apply.md). */
+export const safeApplySchema = z.strictObject({
+  /** Guard risky writes. Default true. */
+  enabled: z.boolean().optional(),
+  /** Seconds after a risky write at which the host restores the devices unless the change was confirmed. 1–3600, default 60. */
+  rollbackAfterSeconds: z
+    .number()
+    .int("must be a whole number of seconds")
+    .min(1, "must be at least 1 (seconds)")
+    .max(3600, "must be at most 3600 (seconds)")
+    .optional(),
+});
+
 const baseConnection = z.strictObject({
   /** Host name or address of the SSH server. */
   host: z.string().min(1).regex(/^[A-Za-z0-9._:%[\]-]+$/, "must be a host name or IP address"),
@@ -44,19 +57,7 @@ const baseConnection = z.strictObject({
    * is armed with a rollback the host runs by itself unless a new SSH connection
    * confirms the host is still reachable. Default { enabled: true, rollbackAfterSeconds: 60 }.
    */
-  safeApply: z
-    .strictObject({
-      /** Guard risky writes. Default true. */
-      enabled: z.boolean().optional(),
-      /** Seconds after a risky write at which the host restores the devices unless the change was confirmed. 1–3600, default 60. */
-      rollbackAfterSeconds: z
-        .number()
-        .int("must be a whole number of seconds")
-        .min(1, "must be at least 1 (seconds)")
-        .max(3600, "must be at most 3600 (seconds)")
-        .optional(),
-    })
-    .optional(),
+  safeApply: z.lazy(() => safeApplySchema).optional(),
 });
 
 export type Connection = z.infer<typeof baseConnection> & {

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { isDeepStrictEqual } from "node:util";
 import { z } from "zod";
-import { type Connection, connectionDefaultsFromConfig, connectionSchema, mergeConnection } from "./connection";
+import { type Connection, connectionDefaultsFromConfig, connectionSchema, mergeConnection, safeApplySchema } from "./connection";
 import { CommandError, ConnectionError, NetdevError, VerificationError } from "./errors";
 import { ipArgv, isAdminUp, isGoneError, type LinkJson, linkAddresses, readLink } from "./iproute/link";
 import type { Desired, LinkKind, Mismatch, ReadContext } from "./kinds/types";
@@ -11,7 +11,8 @@ import { commonPersistLimits, type PersistLimit } from "./networkd";
 import * as persist from "./persist";
 import { PORT_FIELDS, portRefine, portState, portSteps } from "./bridgePort";
 import { runSteps } from "./steps";
-import { SshTransport } from "./transport/ssh";
+import * as safeApply from "./safeApply";
+import { dropPooledConnection, openFreshTransport, SshTransport } from "./transport/ssh";
 import type { Transport } from "./transport/types";
 
 /** The calls the Pulumi dynamic provider host makes (see sdk/shim.ts). */
@@ -43,6 +44,9 @@ let connectionDefaults: Partial<Connection> = {};
 /** Stack config `netdev:persist`: the default of every resource's `persist`. */
 let persistDefault = false;
 let makeTransport: (c: Connection) => Transport = (c) => new SshTransport(c);
+safeApply.setSshFunctions(openFreshTransport, dropPooledConnection);
+/** The connection behind each transport connect() made, for safe apply's write guard. */
+const writeTargets = new WeakMap<Transport, { connection: Connection; overSsh: boolean }>();
 
 /** Called by the shim's `configure` with stack config (`netdev:*` keys). */
 export function configureDefaults(get: (key: string) => string | undefined): void {
@@ -77,7 +81,16 @@ export function transportFor(given: unknown): Transport {
 
 /** The transport for a resolved connection, with reads retried once over a connection found dead (retryReads). */
 function connect(c: Connection): Transport {
-  return retryReads(makeTransport(c));
+  const raw = makeTransport(c);
+  const t = retryReads(raw);
+  writeTargets.set(t, { connection: c, overSsh: raw instanceof SshTransport });
+  return t;
+}
+
+/** Runs a write through safe apply (provider/safeApply.ts): `steps` are every line `write` runs. */
+function guardedWrite<T>(t: Transport, what: string, steps: string[][], write: () => Promise<T>): Promise<T> {
+  const target = writeTargets.get(t);
+  return target ? safeApply.runWrite({ ...target, transport: t, what }, steps, write) : write();
 }
 
 /**
@@ -111,6 +124,11 @@ export async function checkInputs(schema: z.ZodType, news: Record<string, any>):
   if (!containsUnknown(raw.connection)) {
     const merged = mergeConnection(connectionDefaults, raw.connection);
     if (!merged.host) failures.push({ property: "connection.host", reason: "connection.host is required: set connection on the resource or netdev:host in stack config" });
+    // A bad netdev:safeApply in stack config fails here too, not only at the first write.
+    if (raw.connection?.safeApply === undefined && connectionDefaults.safeApply !== undefined) {
+      const sa = validate(safeApplySchema, connectionDefaults.safeApply as Record<string, unknown>);
+      if (!sa.ok) for (const f of sa.failures) failures.push({ property: `connection.safeApply.${f.property}`, reason: `${f.reason} (from stack config netdev:safeApply)` });
+    }
   }
   if (!result.ok) return { inputs: news, failures };
   return { inputs: stripUndefined(result.value as Record<string, any>), failures };
@@ -399,7 +417,8 @@ export class LinkEngine<K extends LinkKind = LinkKind> implements ResourceRuntim
     await this.kind.beforeWrite?.({ transport: t, desired: d });
     const [add, ...rest] = this.kind.createArgv(d);
     try {
-      const { link, companions } = await this.readDevice(t, d, [add, ipArgv(d.namespace, "link", "set", "dev", d.name, "alias", marker), ...rest]);
+      const steps = [add, ipArgv(d.namespace, "link", "set", "dev", d.name, "alias", marker), ...rest];
+      const { link, companions } = await guardedWrite(t, `${this.kind.resource} ${d.name} create`, steps, () => this.readDevice(t, d, steps));
       if (!link) throw new NetdevError(`${t.label}: ${d.name} was not found right after it was created`);
       return await this.persisted(t, d, await this.converge(t, d, link, [clearAliasArgv(d)], companions));
     } catch (err) {
@@ -426,7 +445,7 @@ export class LinkEngine<K extends LinkKind = LinkKind> implements ResourceRuntim
    */
   private async rollBackCreate(t: Transport, d: Desired, marker: string, err: unknown): Promise<unknown> {
     const del = ipArgv(d.namespace, "link", "del", "dev", d.name);
-    const left = await t.run(del).then(
+    const left = await guardedWrite(t, `${this.kind.resource} ${d.name} create (removing the half-made device)`, [del], () => t.run(del)).then(
       (r) => (r.code === 0 || isGoneError(r.stderr) ? undefined : r.stderr.trim()),
       (e: Error) => e.message,
     );
@@ -446,8 +465,9 @@ export class LinkEngine<K extends LinkKind = LinkKind> implements ResourceRuntim
     let actual = await this.actualState(t, d, link, companions);
     const bad = this.mismatches(d, actual);
     const steps = [...(bad.length > 0 ? this.planSteps(d, bad, link, actual, await this.wantedMasterKind(t, d, bad)) : []), ...extra];
-    if (bad.length > 0) ({ link, actual } = await this.verify(t, d, await this.readDevice(t, d, steps)));
-    else if (steps.length > 0) await runSteps(t, steps);
+    const what = `${this.kind.resource} ${d.name} ${bad.length > 0 ? "change" : "finish"}`;
+    if (bad.length > 0) ({ link, actual } = await this.verify(t, d, await guardedWrite(t, what, steps, () => this.readDevice(t, d, steps))));
+    else if (steps.length > 0) await guardedWrite(t, what, steps, () => runSteps(t, steps));
     return this.outputs(t, d, link, actual);
   }
 
@@ -490,14 +510,18 @@ export class LinkEngine<K extends LinkKind = LinkKind> implements ResourceRuntim
     // Files next: a device that outlived its delete comes back at boot only if they stayed.
     await persist.removeFiles(t, props.persistedFiles);
     if (!link) return;
-    if (this.kind.beforeDeleteArgv) await runSteps(t, await this.kind.beforeDeleteArgv(d, link, { transport: t, desired: d }));
+    const before = this.kind.beforeDeleteArgv ? await this.kind.beforeDeleteArgv(d, link, { transport: t, desired: d }) : [];
     // A command of its own, never shared with other deletes: after dropping the RTNL
     // lock, each `ip link del` waits for an RCU grace period. Separate processes wait
     // side by side; the lines of one `ip -batch` wait one after another (measured:
     // 200 veth deletes take 1.2 s 8 at a time, 4.7 s as one batch).
     const argv = ipArgv(d.namespace, "link", "del", "dev", d.name);
-    const r = await t.run(argv);
-    if (r.code !== 0 && !isGoneError(r.stderr)) throw new CommandError(t.label, argv, r.code, r.stderr);
+    // One guarded write: deleting a bond that carries the session is refused before its slaves are released.
+    await guardedWrite(t, `${this.kind.resource} ${d.name} delete`, [...before, argv], async () => {
+      if (before.length > 0) await runSteps(t, before);
+      const r = await t.run(argv);
+      if (r.code !== 0 && !isGoneError(r.stderr)) throw new CommandError(t.label, argv, r.code, r.stderr);
+    });
   }
 
   /**

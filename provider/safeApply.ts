@@ -33,6 +33,7 @@ import { randomBytes } from "node:crypto";
 import { isIP } from "node:net";
 import { type Connection, connectionKey } from "./connection";
 import { NetdevError } from "./errors";
+import { batchLine } from "./ipBatch";
 import { canonicalIp } from "./schema";
 import type { LinkJson } from "./iproute/link";
 import type { Transport } from "./transport/types";
@@ -63,6 +64,8 @@ export interface SessionFacts {
   routeDev: string;
   /** Route table of that route, when not main. */
   routeTable?: string;
+  /** The session's next hop: the gateway of that route, else the client itself. */
+  neighbour: string;
   /** Every device the session may ride on: the route device, its master chain, everything beneath. */
   carriers: Set<string>;
   /** The ones it cannot do without (route device, masters, vlan parents, bond slaves): deleting one cannot be undone. */
@@ -139,10 +142,10 @@ export function parseDiscovery(out: string): SessionFacts | undefined {
     ...(JSON.parse(sections.get("routes6")?.trim() || "[]") as RouteJson[]).map((r) => ({ ...r, family: 6 as const })),
   ];
   if (!route?.dev) return undefined;
-  return carriersOf(client, route.dev, route.table, (sections.get("netns") ?? "").split("\n").map((s) => s.trim()).filter(Boolean), links, routes);
+  return carriersOf(client, route.dev, route.table, route.gateway ?? client, (sections.get("netns") ?? "").split("\n").map((s) => s.trim()).filter(Boolean), links, routes);
 }
 
-export function carriersOf(client: string, routeDev: string, routeTable: string | undefined, netnsNames: string[], links: LinkJson[], routes: RouteJson[]): SessionFacts {
+export function carriersOf(client: string, routeDev: string, routeTable: string | undefined, neighbour: string, netnsNames: string[], links: LinkJson[], routes: RouteJson[]): SessionFacts {
   const byName = new Map(links.map((l) => [l.ifname, l]));
   const carriers = new Set<string>();
   const core = new Set<string>();
@@ -173,7 +176,7 @@ export function carriersOf(client: string, routeDev: string, routeTable: string 
   }
   const bonds = new Set([...carriers].filter((n) => byName.get(n)?.linkinfo?.info_kind === "bond"));
   const carrierAddresses = new Set(links.filter((l) => carriers.has(l.ifname)).flatMap((l) => (l.addr_info ?? []).map((a) => canonicalIp(a.local))));
-  return { client, netnsNames, routeDev, routeTable, carriers, core, bonds, carrierAddresses, path: chain.join(" → "), links, routes };
+  return { client, netnsNames, routeDev, routeTable, neighbour, carriers, core, bonds, carrierAddresses, path: chain.join(" → "), links, routes };
 }
 
 // ---- which lines are risky ----
@@ -299,13 +302,9 @@ function toBigInt(ip: string, fam: number): bigint {
 
 // ---- the undo batch ----
 
-/** A token `ip -batch` reads back unchanged. */
-const BATCH_SAFE = /^[^\s"'\\#]+$/;
-
+/** One undo line, through the one batch builder (every word checked). */
 function line(...words: (string | number)[]): string {
-  const text = words.map(String);
-  for (const w of text) if (!BATCH_SAFE.test(w)) throw new NetdevError(`safe apply: cannot write ${JSON.stringify(w)} into an undo batch line`);
-  return text.join(" ");
+  return batchLine(words.map(String));
 }
 
 /**
@@ -435,7 +434,7 @@ export function forgetSessions(): void {
 
 async function discover(t: Transport): Promise<SessionFacts | undefined> {
   safeApplyStats.discoveries++;
-  const r = await t.run(sh(DISCOVER));
+  const r = await t.run(sh(DISCOVER), { idempotent: true });
   if (r.code !== 0) throw new NetdevError(`${t.label}: safe apply could not find what carries the SSH session: ${r.stderr.trim() || `exit ${r.code}`}`);
   return parseDiscovery(r.stdout);
 }
@@ -527,7 +526,7 @@ async function guarded<T>(target: WriteTarget, steps: string[][], write: () => P
   let why: string;
   if (!outcome) why = `the write's answer did not come back within ${Math.round((Date.now() - armedAt) / 100) / 10} s`;
   else {
-    const confirmed = await confirm(c, dir, fireAt);
+    const confirmed = await confirm(c, dir, fireAt, now.neighbour);
     if (confirmed.ok) {
       if (!outcome.ok) throw outcome.error;
       return outcome.value;
@@ -544,13 +543,21 @@ async function guarded<T>(target: WriteTarget, steps: string[][], write: () => P
   );
 }
 
-/** Reaches the host over a new connection before the timer fires and takes the token away. */
-async function confirm(c: Connection, dir: string, fireAt: number): Promise<{ ok: true } | { ok: false; why: string }> {
+/**
+ * Reaches the host over a new connection before the timer fires and takes the token away.
+ * A cut path can still carry packets for a while on neighbour (ARP/NDP) entries cached
+ * before the write (measured: eth0 enslaved into a bridge without its address answers
+ * until its entry for the next hop is re-resolved, then never again). So the host first
+ * forgets the session's next hop, and only an answer that needed it resolved anew counts.
+ */
+async function confirm(c: Connection, dir: string, fireAt: number, neighbour: string): Promise<{ ok: true } | { ok: false; why: string }> {
   const margin = 300;
   const left = fireAt - margin - Date.now();
   if (left < 100) return { ok: false, why: "no time was left to confirm over a new SSH connection" };
   const fresh = openFresh!({ ...c, connectTimeoutMs: Math.min(c.connectTimeoutMs ?? 10_000, Math.max(100, left)) });
   try {
+    const flushed = await fresh.run(["ip", "neigh", "flush", "to", neighbour]);
+    if (flushed.code !== 0) throw new Error(`\`ip neigh flush to ${neighbour}\` failed: ${flushed.stderr.trim()}`);
     const r = await fresh.run(sh(DISARM, dir));
     if (r.code === 0 && /^disarmed/m.test(r.stdout)) return { ok: true };
     if (/^fired/m.test(r.stdout)) return { ok: false, why: "the confirmation over a new SSH connection came too late (the rollback had started)" };

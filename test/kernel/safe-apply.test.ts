@@ -1,0 +1,171 @@
+// Safe apply (DESIGN.md §7) on a network-namespace host whose sshd is reached
+// through its eth0: a write that cuts the session is rolled back by the host itself,
+// a correct one is confirmed and leaves nothing armed, an unrelated one costs
+// nothing. Every check of the host's state is an independent `ip -j` read made with
+// `ip netns exec` (not over SSH, not with the project's code).
+//
+// eth0 of a lab host is one end of a veth whose other end is in the machine's root
+// namespace; the tests reach eth0 through VethPair with adopt, naming the root
+// namespace through a /run/netns handle this file makes (and removes).
+import { randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { netnsPrerequisites, startNetnsLab, type NetnsHost, type NetnsLab } from "../hosts/netns";
+import { provider } from "../../provider/runtime";
+import { transportFor } from "../../provider/engine";
+import { forgetSessions, safeApplyStats } from "../../provider/safeApply";
+import { closeAllConnections, sshStats } from "../../provider/transport/ssh";
+import { hostSuite } from "../support/prereq";
+import { addrsOf, ipLink, labConnection } from "../support/kernel";
+import { change, up } from "../support/kernel-steps";
+
+const WINDOW = 5;
+
+hostSuite("safe apply on a namespace host reached through its eth0", netnsPrerequisites().missing, () => {
+  let lab: NetnsLab;
+  let h: NetnsHost;
+  let conn: ReturnType<typeof labConnection> & { safeApply: { rollbackAfterSeconds: number } };
+  const rootRef = `sarootref-${randomBytes(4).toString("hex")}`;
+  let eth0Adopt: Record<string, any>;
+
+  /** eth0 as the kernel reports it: what must be exactly as before after a rollback. */
+  const eth0View = async () => {
+    const l = await ipLink(h, "eth0");
+    return { master: l.master ?? null, mtu: l.mtu, up: l.flags.includes("UP"), addresses: addrsOf(l), ifindex: l.ifindex, operstate: l.operstate };
+  };
+  /** Every route (both families, every table) but those of the test's own bridge (its carrier flag follows its ports). */
+  const routes = async () => {
+    const all = [];
+    for (const fam of ["-4", "-6"]) all.push(...JSON.parse((await h.exec(["ip", fam, "-j", "route", "show", "table", "all"])).stdout));
+    // The kernel's own IPv6 link-local address (its local route comes and goes with DAD) is not state anyone set.
+    return all.filter((r: { dev?: string; dst: string; type?: string }) => !r.dev?.startsWith("br-") && !(r.type === "local" && r.dst.startsWith("fe80:")));
+  };
+  /** Left on the host by safe apply: state dirs under /run (shared with this machine) and timer processes. */
+  const armedLeft = () => {
+    const dir = "/run/pulumi-netdev-safe-apply";
+    return fs.existsSync(dir) ? fs.readdirSync(dir) : [];
+  };
+  const timersLeft = async () => (await h.exec(["sh", "-c", "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q 'rolled[-]back' && echo ${p#/proc/}; done; true"])).stdout.trim();
+
+  beforeAll(async () => {
+    lab = await startNetnsLab({ hosts: 1 });
+    h = lab.hosts[0];
+    conn = { ...labConnection(lab, h), safeApply: { rollbackAfterSeconds: WINDOW } };
+    const peer = JSON.parse((await h.exec(["ip", "-j", "link", "show", "dev", "eth0"])).stdout)[0];
+    const rootVeth = await rootVethOf(peer.link_index);
+    fs.mkdirSync("/run/netns", { recursive: true });
+    await must(["ip", "netns", "attach", rootRef, String(process.pid)]);
+    eth0Adopt = { connection: conn, name: "eth0", peerName: rootVeth, peerNamespace: rootRef, adopt: true };
+  });
+  afterAll(async () => {
+    closeAllConnections();
+    await run(["ip", "netns", "delete", rootRef]);
+    await lab?.destroy();
+  });
+
+  it("a write that puts eth0 into a bridge without its address is rolled back by the host, and the operation fails saying so", async () => {
+    const br = await up("Bridge", { connection: conn, name: "br-sa", stp: false });
+    const before = await eth0View();
+    const routesBefore = await routes();
+    const started = Date.now();
+    const err = await provider("VethPair")
+      .create((await provider("VethPair").check({}, { ...eth0Adopt, master: "br-sa" })).inputs)
+      .then(() => undefined, (e: Error) => e);
+    const took = (Date.now() - started) / 1000;
+    expect(err, "the create must fail").toBeInstanceOf(Error);
+    expect(err!.message).toMatch(/was rolled back/);
+    expect(err!.message).toContain("eth0");
+    expect(err!.message).toContain("master br-sa");
+    expect(err!.message).toMatch(/verified exactly as before/);
+    // About the window: the host waits WINDOW seconds, the provider then reaches it again.
+    expect(took).toBeGreaterThan(WINDOW - 1);
+    expect(took).toBeLessThan(WINDOW + 40);
+    console.log(`[safe-apply] cut → rolled back → reported in ${took.toFixed(1)} s (window ${WINDOW} s): ${err!.message}`);
+    // The host is reachable again, eth0 is exactly as before, nothing is left enslaved.
+    expect(await eth0View()).toEqual(before);
+    expect(await routes()).toEqual(routesBefore);
+    expect(JSON.parse((await h.exec(["ip", "-j", "link", "show", "master", "br-sa"])).stdout)).toEqual([]);
+    expect(armedLeft()).toEqual([]);
+    expect(await timersLeft()).toBe("");
+    // Pulumi's state is unchanged, and the provider goes on working over SSH: the bridge deletes.
+    await provider("Bridge").delete(br.id, br.outs);
+    expect(await ipLink(h, "br-sa")).toBeUndefined();
+  }, 90_000);
+
+  it("setting eth0 down is rolled back the same way", async () => {
+    const before = await eth0View();
+    const err = await provider("VethPair")
+      .create((await provider("VethPair").check({}, { ...eth0Adopt, up: false })).inputs)
+      .then(() => undefined, (e: Error) => e);
+    expect(err?.message).toMatch(/was rolled back: `ip link set dev eth0 down`/);
+    expect(await eth0View()).toEqual(before);
+    expect(armedLeft()).toEqual([]);
+  }, 90_000);
+
+  it("a correct risky change is confirmed over one new connection and leaves no timer, token or process", async () => {
+    const before = await eth0View();
+    // The pool redials after the rollback above: count from a live pooled connection.
+    await transportFor(conn).run(["true"]);
+    const opened = sshStats.connectionsOpened;
+    const guarded = safeApplyStats.guardedWrites;
+    const commands = sshStats.commandsRun;
+    const t0 = Date.now();
+    const { outs } = await up("VethPair", { ...eth0Adopt, mtu: 1400 });
+    console.log(`[safe-apply] guarded adopt+mtu change: ${Date.now() - t0} ms, ${sshStats.commandsRun - commands} commands, ${sshStats.connectionsOpened - opened} new connection(s)`);
+    expect(outs.mtu).toBe(1400);
+    expect((await eth0View()).mtu).toBe(1400);
+    expect(safeApplyStats.guardedWrites - guarded).toBe(1);
+    // The confirmation's own connection; the pooled one is reused.
+    expect(sshStats.connectionsOpened - opened).toBe(1);
+    expect(armedLeft()).toEqual([]);
+    expect(await timersLeft()).toBe("");
+    // Nothing fires later either.
+    await new Promise((r) => setTimeout(r, (WINDOW + 1) * 1000));
+    expect((await eth0View()).mtu).toBe(1400);
+    // Back to 1500 (also guarded, also confirmed).
+    await (await change("VethPair", outs, { ...eth0Adopt, mtu: before.mtu })).apply();
+    expect(await eth0View()).toEqual(before);
+  }, 90_000);
+
+  it("a write that touches nothing on the session's path opens no connection, runs no extra command and arms nothing", async () => {
+    // First write to this host in this process already discovered the session (above).
+    const opened = sshStats.connectionsOpened;
+    const guarded = safeApplyStats.guardedWrites;
+    const discoveries = safeApplyStats.discoveries;
+    const br = await up("Bridge", { connection: conn, name: "br-calm", stp: false, mtu: 1400 });
+    const commands = sshStats.commandsRun;
+    await (await change("Bridge", br.outs, { connection: conn, name: "br-calm", stp: false, mtu: 1300 })).apply();
+    const updateCommands = sshStats.commandsRun - commands;
+    await provider("Bridge").delete(br.id, br.outs);
+    expect(sshStats.connectionsOpened - opened).toBe(0);
+    expect(safeApplyStats.guardedWrites - guarded).toBe(0);
+    expect(safeApplyStats.discoveries - discoveries).toBeLessThanOrEqual(1);
+    // An update is a read and a write with its read-back: no command of safe apply's.
+    expect(updateCommands).toBe(2);
+    expect(armedLeft()).toEqual([]);
+    // A new provider process discovers once per host, then never again.
+    forgetSessions();
+    const d0 = safeApplyStats.discoveries;
+    const b2 = await up("Bridge", { connection: conn, name: "br-calm2", stp: false });
+    await provider("Bridge").delete(b2.id, b2.outs);
+    expect(safeApplyStats.discoveries - d0).toBe(1);
+  }, 90_000);
+});
+
+async function rootVethOf(ifindex: number): Promise<string> {
+  const links = JSON.parse((await run(["ip", "-j", "link", "show"])).stdout) as { ifindex: number; ifname: string }[];
+  const l = links.find((x) => x.ifindex === ifindex);
+  if (!l) throw new Error(`no root-namespace device with ifindex ${ifindex}`);
+  return l.ifname;
+}
+
+import { execFile } from "node:child_process";
+function run(argv: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
+  return new Promise((resolve) =>
+    execFile(argv[0], argv.slice(1), { encoding: "utf8" }, (err, stdout, stderr) => resolve({ stdout, stderr, code: err ? (typeof err.code === "number" ? err.code : -1) : 0 })),
+  );
+}
+async function must(argv: string[]): Promise<void> {
+  const r = await run(argv);
+  if (r.code !== 0) throw new Error(`${argv.join(" ")}: ${r.stderr}`);
+}
