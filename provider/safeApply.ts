@@ -392,7 +392,7 @@ echo "armed $!"
 const DISARM = `[ -d "$1" ] || { echo "gone"; exit 6; }
 rm "$1/armed" 2>/dev/null || { echo "fired"; exit 4; }
 pid=$(cat "$1/pid")
-kill -TERM -- "-$pid" 2>/dev/null
+kill -TERM "-$pid" 2>/dev/null
 alive() {
   for s in /proc/[0-9]*/stat; do
     read -r l < "$s" 2>/dev/null || continue
@@ -465,6 +465,7 @@ async function withHostLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const trace = process.env.NETDEV_TRACE_SAFE_APPLY ? (...a: unknown[]) => console.error(`[safeApply ${new Date().toISOString().slice(11, 23)}]`, ...a) : () => {};
 
 // ---- the one entry point ----
 
@@ -497,6 +498,7 @@ async function guarded<T>(target: WriteTarget, steps: string[][], write: () => P
   const now = await discover(t);
   if (!now) return write();
   const plan = classify(now, steps);
+  trace("snapshot");
   if (plan.refusal) throw new NetdevError(`${t.label}: ${target.what} refused before any change: ${plan.refusal}`);
   if (plan.risky.length === 0) return write();
   const devices = [...new Set([...now.carriers, ...plan.risky.flatMap((r) => r.devices)])];
@@ -512,6 +514,7 @@ async function guarded<T>(target: WriteTarget, steps: string[][], write: () => P
   if (armed.code !== 0 || !/^armed \d+/m.test(armed.stdout))
     throw new NetdevError(`${t.label}: ${target.what} refused before any change: arming the rollback in ${dir} failed (exit ${armed.code}): ${(armed.stderr || armed.stdout).trim()}`);
   const armedAt = Date.now();
+  trace("armed");
   const fireAt = armedAt + seconds * 1000;
   const confirmBudget = Math.min(seconds * 500, 15_000);
 
@@ -523,6 +526,7 @@ async function guarded<T>(target: WriteTarget, steps: string[][], write: () => P
     (error) => (outcome = { ok: false, error }),
   );
   await Promise.race([writing, sleep(Math.max(0, fireAt - confirmBudget - Date.now()))]);
+  trace("write answered", !!outcome);
   let why: string;
   if (!outcome) why = `the write's answer did not come back within ${Math.round((Date.now() - armedAt) / 100) / 10} s`;
   else {
@@ -556,9 +560,14 @@ async function confirm(c: Connection, dir: string, fireAt: number, neighbour: st
   if (left < 100) return { ok: false, why: "no time was left to confirm over a new SSH connection" };
   const fresh = openFresh!({ ...c, connectTimeoutMs: Math.min(c.connectTimeoutMs ?? 10_000, Math.max(100, left)) });
   try {
-    const flushed = await fresh.run(["ip", "neigh", "flush", "to", neighbour]);
+    trace("confirm: connecting");
+    // Commands on the new connection must answer before the timer fires, too.
+    const inTime = <R>(p: Promise<R>, what: string) =>
+      Promise.race([p, sleep(Math.max(0, fireAt - margin - Date.now())).then(() => Promise.reject(new Error(`${what} did not answer before the rollback was due`)))]);
+    const flushed = await inTime(fresh.run(["ip", "neigh", "flush", "to", neighbour]), `\`ip neigh flush to ${neighbour}\` (the host re-resolving the session's next hop)`);
+    trace("confirm: flushed");
     if (flushed.code !== 0) throw new Error(`\`ip neigh flush to ${neighbour}\` failed: ${flushed.stderr.trim()}`);
-    const r = await fresh.run(sh(DISARM, dir));
+    const r = await inTime(fresh.run(sh(DISARM, dir)), "disarming");
     if (r.code === 0 && /^disarmed/m.test(r.stdout)) return { ok: true };
     if (/^fired/m.test(r.stdout)) return { ok: false, why: "the confirmation over a new SSH connection came too late (the rollback had started)" };
     throw new NetdevError(`${fresh.label}: disarming the rollback in ${dir} failed (exit ${r.code}): ${(r.stdout + r.stderr).trim()}`);
