@@ -29,6 +29,10 @@ export interface BridgeArgs {
    * `netdev:persist`, else false.
    */
   persist?: pulumi.Input<boolean>;
+  /** Options of this device as a port of the bridge it is enslaved to (`master`): STP cost/priority, flooding, learning, VLANs… Only the options given are managed. */
+  bridgePort?: pulumi.Input<BridgePortArgs>;
+  /** Options of this device as a slave of the bond it is enslaved to (`master`): queueId, priority. */
+  bondPort?: pulumi.Input<BondPortArgs>;
   /** Spanning Tree Protocol on (true) or off. Default: kernel default (off). */
   stp?: pulumi.Input<boolean>;
   /** STP forward delay, seconds (2–30 while STP is on). Kernel default 15. */
@@ -49,6 +53,13 @@ export interface BridgeArgs {
   vlanProtocol?: pulumi.Input<"802.1Q" | "802.1ad">;
   /** IGMP/MLD snooping. Kernel default true. */
   mcastSnooping?: pulumi.Input<boolean>;
+  /**
+   * VLAN membership of the bridge device itself (`bridge vlan … self`): which VLANs
+   * reach the host's own stack through the bridge's interface. A list of
+   * `{ vid, pvid?, untagged? }`, reconciled as an exact set. Unset: left as the kernel
+   * has it (the default PVID, untagged).
+   */
+  vlans?: pulumi.Input<pulumi.Input<VlansArgs>[]>;
 }
 
 /** Inputs of {@link TapDevice}. */
@@ -77,6 +88,10 @@ export interface TapDeviceArgs {
    * `netdev:persist`, else false.
    */
   persist?: pulumi.Input<boolean>;
+  /** Options of this device as a port of the bridge it is enslaved to (`master`): STP cost/priority, flooding, learning, VLANs… Only the options given are managed. */
+  bridgePort?: pulumi.Input<BridgePortArgs>;
+  /** Options of this device as a slave of the bond it is enslaved to (`master`): queueId, priority. */
+  bondPort?: pulumi.Input<BondPortArgs>;
   /** "tap" (Ethernet frames, for VMs) or "tun" (IP packets, for VPNs). Default "tap". Creation-only. */
   mode?: pulumi.Input<"tap" | "tun">;
   /** User (name or uid) allowed to attach to the device without CAP_NET_ADMIN. Creation-only. */
@@ -117,6 +132,10 @@ export interface VethPairArgs {
    * `netdev:persist`, else false.
    */
   persist?: pulumi.Input<boolean>;
+  /** Options of this device as a port of the bridge it is enslaved to (`master`): STP cost/priority, flooding, learning, VLANs… Only the options given are managed. */
+  bridgePort?: pulumi.Input<BridgePortArgs>;
+  /** Options of this device as a slave of the bond it is enslaved to (`master`): queueId, priority. */
+  bondPort?: pulumi.Input<BondPortArgs>;
   /** Name of the other end. Creation-only. */
   peerName: pulumi.Input<string>;
   /** Namespace the other end lives in (e.g. a container's). Default: the same as this end. Creation-only. */
@@ -159,6 +178,10 @@ export interface VxlanArgs {
    * `netdev:persist`, else false.
    */
   persist?: pulumi.Input<boolean>;
+  /** Options of this device as a port of the bridge it is enslaved to (`master`): STP cost/priority, flooding, learning, VLANs… Only the options given are managed. */
+  bridgePort?: pulumi.Input<BridgePortArgs>;
+  /** Options of this device as a slave of the bond it is enslaved to (`master`): queueId, priority. */
+  bondPort?: pulumi.Input<BondPortArgs>;
   /** VXLAN network identifier (VNI), 0–16777215; every host of one overlay uses the same. Creation-only. */
   vni: pulumi.Input<number>;
   /** Source address of the tunnel (an address of this host on the underlay), IPv4 or IPv6. Default: chosen by routing per packet. */
@@ -223,6 +246,10 @@ export interface MacvlanLinkArgs {
    * `netdev:persist`, else false.
    */
   persist?: pulumi.Input<boolean>;
+  /** Options of this device as a port of the bridge it is enslaved to (`master`): STP cost/priority, flooding, learning, VLANs… Only the options given are managed. */
+  bridgePort?: pulumi.Input<BridgePortArgs>;
+  /** Options of this device as a slave of the bond it is enslaved to (`master`): queueId, priority. */
+  bondPort?: pulumi.Input<BondPortArgs>;
   /** Device the macvlan sits on (e.g. the host's uplink), in the same namespace. Creation-only. */
   parent: pulumi.Input<string>;
   /**
@@ -272,6 +299,10 @@ export interface MacvtapLinkArgs {
    * `netdev:persist`, else false.
    */
   persist?: pulumi.Input<boolean>;
+  /** Options of this device as a port of the bridge it is enslaved to (`master`): STP cost/priority, flooding, learning, VLANs… Only the options given are managed. */
+  bridgePort?: pulumi.Input<BridgePortArgs>;
+  /** Options of this device as a slave of the bond it is enslaved to (`master`): queueId, priority. */
+  bondPort?: pulumi.Input<BondPortArgs>;
   /** Device the macvlan sits on (e.g. the host's uplink), in the same namespace. Creation-only. */
   parent: pulumi.Input<string>;
   /**
@@ -321,6 +352,10 @@ export interface IpvlanLinkArgs {
    * `netdev:persist`, else false.
    */
   persist?: pulumi.Input<boolean>;
+  /** Options of this device as a port of the bridge it is enslaved to (`master`): STP cost/priority, flooding, learning, VLANs… Only the options given are managed. */
+  bridgePort?: pulumi.Input<BridgePortArgs>;
+  /** Options of this device as a slave of the bond it is enslaved to (`master`): queueId, priority. */
+  bondPort?: pulumi.Input<BondPortArgs>;
   /** Device the ipvlan sits on, in the same namespace. Creation-only. */
   parent: pulumi.Input<string>;
   /**
@@ -364,6 +399,10 @@ export interface VlanArgs {
    * `netdev:persist`, else false.
    */
   persist?: pulumi.Input<boolean>;
+  /** Options of this device as a port of the bridge it is enslaved to (`master`): STP cost/priority, flooding, learning, VLANs… Only the options given are managed. */
+  bridgePort?: pulumi.Input<BridgePortArgs>;
+  /** Options of this device as a slave of the bond it is enslaved to (`master`): queueId, priority. */
+  bondPort?: pulumi.Input<BondPortArgs>;
   /** Device the VLAN is stacked on (a NIC, bond or bridge), in the same namespace. Creation-only. */
   parent: pulumi.Input<string>;
   /** 802.1Q VLAN id, 1–4094. Creation-only (the kernel ignores an id change in place). */
@@ -418,6 +457,10 @@ export interface BondArgs {
    * `netdev:persist`, else false.
    */
   persist?: pulumi.Input<boolean>;
+  /** Options of this device as a port of the bridge it is enslaved to (`master`): STP cost/priority, flooding, learning, VLANs… Only the options given are managed. */
+  bridgePort?: pulumi.Input<BridgePortArgs>;
+  /** Options of this device as a slave of the bond it is enslaved to (`master`): queueId, priority. */
+  bondPort?: pulumi.Input<BondPortArgs>;
   /**
    * Bonding mode: "balance-rr", "active-backup", "balance-xor", "broadcast",
    * "802.3ad" (LACP), "balance-tlb" or "balance-alb". Default "balance-rr" (the
@@ -523,14 +566,74 @@ export interface ConnectionArgs {
   sudo?: pulumi.Input<boolean | SudoArgs>;
   /** Time allowed to connect and authenticate, in milliseconds. Default 10000. */
   connectTimeoutMs?: pulumi.Input<number>;
+  /**
+   * Safe apply (docs/safe-apply.md): a write that touches what carries this SSH session
+   * is armed with a rollback the host runs by itself unless a new SSH connection
+   * confirms the host is still reachable. Default { enabled: true, rollbackAfterSeconds: 60 }.
+   */
+  safeApply?: pulumi.Input<SafeApplyArgs>;
   /** A jump host reached first; the target is dialled through it. May chain. */
   bastion?: pulumi.Input<BastionArgs>;
+}
+
+/** Type of a nested `bridgePort` input. */
+export interface BridgePortArgs {
+  /** STP path cost of the port, 1–65535. Kernel default: from the link speed (100 for 10 Mb/s and unknown). */
+  cost?: pulumi.Input<number>;
+  /** STP port priority, 0–63 (lower wins). Kernel default 32. */
+  priority?: pulumi.Input<number>;
+  /** Send frames back out of the port they came in on (reflective relay, for VEPA). Kernel default false. */
+  hairpin?: pulumi.Input<boolean>;
+  /** Learn source MAC addresses seen on the port. Kernel default true. */
+  learning?: pulumi.Input<boolean>;
+  /** Flood unicast frames to unknown destinations out of this port. Kernel default true. */
+  unicastFlood?: pulumi.Input<boolean>;
+  /** Flood multicast out of this port. Kernel default true. */
+  multicastFlood?: pulumi.Input<boolean>;
+  /** Flood broadcast out of this port. Kernel default true. */
+  broadcastFlood?: pulumi.Input<boolean>;
+  /** Isolated port: talks only to non-isolated ports. Kernel default false. */
+  isolated?: pulumi.Input<boolean>;
+  /** BPDU guard: a BPDU received disables the port. Kernel default false. */
+  bpduGuard?: pulumi.Input<boolean>;
+  /** Root guard: the port may not become the root port. Kernel default false. */
+  rootBlock?: pulumi.Input<boolean>;
+  /** ARP/ND suppression: the bridge answers neighbour requests from its table. Kernel default false. */
+  neighSuppress?: pulumi.Input<boolean>;
+  /** VLAN membership of the port, reconciled as an exact set (needs a VLAN-filtering bridge). Unset: left as the kernel has it (PVID 1 untagged on a new port). */
+  vlans?: pulumi.Input<pulumi.Input<VlansArgs>[]>;
+}
+
+/** Type of a nested `bondPort` input. */
+export interface BondPortArgs {
+  /** Queue the slave's traffic is sent on (`queue_id`, for tc-based steering), 0–65535. Kernel default 0. */
+  queueId?: pulumi.Input<number>;
+  /** Slave priority for active-backup reselection (`prio`, kernel 6.0+), higher wins. Kernel default 0. */
+  priority?: pulumi.Input<number>;
+}
+
+/** Type of a nested `vlans` input. */
+export interface VlansArgs {
+  /** VLAN id (1–4094) or a range "100-110". */
+  vid: pulumi.Input<number | string>;
+  /** Untagged frames entering the port are put in this VLAN (port VLAN id). One entry at most; not a range. Default false. */
+  pvid?: pulumi.Input<boolean>;
+  /** Frames of this VLAN leave the port without a tag. Default false (tagged). */
+  untagged?: pulumi.Input<boolean>;
 }
 
 /** Type of a nested `sudo` input. */
 export interface SudoArgs {
   /** The sudo password, fed to `sudo -S` on stdin (keep it a Pulumi secret). */
   password: pulumi.Input<string>;
+}
+
+/** Type of a nested `safeApply` input. */
+export interface SafeApplyArgs {
+  /** Guard risky writes. Default true. */
+  enabled?: pulumi.Input<boolean>;
+  /** Seconds after a risky write at which the host restores the devices unless the change was confirmed. 1–3600, default 60. */
+  rollbackAfterSeconds?: pulumi.Input<number>;
 }
 
 /** Type of a nested `bastion` input. */
@@ -561,6 +664,12 @@ export interface BastionArgs {
   sudo?: pulumi.Input<boolean | SudoArgs>;
   /** Time allowed to connect and authenticate, in milliseconds. Default 10000. */
   connectTimeoutMs?: pulumi.Input<number>;
+  /**
+   * Safe apply (docs/safe-apply.md): a write that touches what carries this SSH session
+   * is armed with a rollback the host runs by itself unless a new SSH connection
+   * confirms the host is still reachable. Default { enabled: true, rollbackAfterSeconds: 60 }.
+   */
+  safeApply?: pulumi.Input<SafeApplyArgs>;
   /** A jump host reached first; the target is dialled through it. May chain. */
   bastion?: pulumi.Input<BastionArgs>;
 }
@@ -586,15 +695,15 @@ export interface ArgsByResource {
  * resource so the SDK resolves them.
  */
 export const OUTPUT_NAMES: { readonly [R in keyof ArgsByResource]: readonly string[] } = {
-  Bridge: ["name", "namespace", "mtu", "macAddress", "up", "master", "addresses", "adopt", "persist", "stp", "forwardDelay", "helloTime", "maxAge", "ageingTime", "priority", "vlanFiltering", "vlanDefaultPvid", "vlanProtocol", "mcastSnooping", "ifindex", "operState", "persistedFiles"],
-  TapDevice: ["name", "namespace", "mtu", "macAddress", "up", "master", "addresses", "adopt", "persist", "mode", "owner", "group", "multiQueue", "vnetHdr", "pi", "ifindex", "operState", "persistedFiles"],
-  VethPair: ["name", "namespace", "mtu", "macAddress", "up", "master", "addresses", "adopt", "persist", "peerName", "peerNamespace", "peerMtu", "peerMacAddress", "peerMaster", "peerAddresses", "peerUp", "peerIfindex", "ifindex", "operState", "persistedFiles"],
-  Vxlan: ["name", "namespace", "mtu", "macAddress", "up", "master", "addresses", "adopt", "persist", "vni", "local", "remote", "group", "dev", "remotes", "dstPort", "ttl", "tos", "learning", "ageing", "ifindex", "operState", "persistedFiles"],
-  MacvlanLink: ["name", "namespace", "mtu", "macAddress", "up", "master", "addresses", "adopt", "persist", "parent", "mode", "sourceMacs", "ifindex", "operState", "persistedFiles"],
-  MacvtapLink: ["name", "namespace", "mtu", "macAddress", "up", "master", "addresses", "adopt", "persist", "parent", "mode", "sourceMacs", "tapDevicePath", "ifindex", "operState", "persistedFiles"],
-  IpvlanLink: ["name", "namespace", "mtu", "macAddress", "up", "master", "addresses", "adopt", "persist", "parent", "mode", "flag", "ifindex", "operState", "persistedFiles"],
-  Vlan: ["name", "namespace", "mtu", "macAddress", "up", "master", "addresses", "adopt", "persist", "parent", "vlanId", "protocol", "reorderHdr", "gvrp", "mvrp", "looseBinding", "ingressQosMap", "egressQosMap", "ifindex", "operState", "persistedFiles"],
-  Bond: ["name", "namespace", "mtu", "macAddress", "up", "master", "addresses", "adopt", "persist", "mode", "miimon", "updelay", "downdelay", "lacpRate", "xmitHashPolicy", "primary", "minLinks", "arpInterval", "arpIpTargets", "slaves", "activeSlave", "ifindex", "operState", "persistedFiles"],
+  Bridge: ["name", "namespace", "mtu", "macAddress", "up", "master", "addresses", "adopt", "persist", "bridgePort", "bondPort", "stp", "forwardDelay", "helloTime", "maxAge", "ageingTime", "priority", "vlanFiltering", "vlanDefaultPvid", "vlanProtocol", "mcastSnooping", "vlans", "ifindex", "operState", "persistedFiles"],
+  TapDevice: ["name", "namespace", "mtu", "macAddress", "up", "master", "addresses", "adopt", "persist", "bridgePort", "bondPort", "mode", "owner", "group", "multiQueue", "vnetHdr", "pi", "ifindex", "operState", "persistedFiles"],
+  VethPair: ["name", "namespace", "mtu", "macAddress", "up", "master", "addresses", "adopt", "persist", "bridgePort", "bondPort", "peerName", "peerNamespace", "peerMtu", "peerMacAddress", "peerMaster", "peerAddresses", "peerUp", "peerIfindex", "ifindex", "operState", "persistedFiles"],
+  Vxlan: ["name", "namespace", "mtu", "macAddress", "up", "master", "addresses", "adopt", "persist", "bridgePort", "bondPort", "vni", "local", "remote", "group", "dev", "remotes", "dstPort", "ttl", "tos", "learning", "ageing", "ifindex", "operState", "persistedFiles"],
+  MacvlanLink: ["name", "namespace", "mtu", "macAddress", "up", "master", "addresses", "adopt", "persist", "bridgePort", "bondPort", "parent", "mode", "sourceMacs", "ifindex", "operState", "persistedFiles"],
+  MacvtapLink: ["name", "namespace", "mtu", "macAddress", "up", "master", "addresses", "adopt", "persist", "bridgePort", "bondPort", "parent", "mode", "sourceMacs", "tapDevicePath", "ifindex", "operState", "persistedFiles"],
+  IpvlanLink: ["name", "namespace", "mtu", "macAddress", "up", "master", "addresses", "adopt", "persist", "bridgePort", "bondPort", "parent", "mode", "flag", "ifindex", "operState", "persistedFiles"],
+  Vlan: ["name", "namespace", "mtu", "macAddress", "up", "master", "addresses", "adopt", "persist", "bridgePort", "bondPort", "parent", "vlanId", "protocol", "reorderHdr", "gvrp", "mvrp", "looseBinding", "ingressQosMap", "egressQosMap", "ifindex", "operState", "persistedFiles"],
+  Bond: ["name", "namespace", "mtu", "macAddress", "up", "master", "addresses", "adopt", "persist", "bridgePort", "bondPort", "mode", "miimon", "updelay", "downdelay", "lacpRate", "xmitHashPolicy", "primary", "minLinks", "arpInterval", "arpIpTargets", "slaves", "activeSlave", "ifindex", "operState", "persistedFiles"],
   Namespace: ["name", "adopt", "persist"],
   Route: ["namespace", "destination", "via", "device", "source", "metric", "table", "scope", "protocol", "onlink", "type", "adopt", "family"],
 };
