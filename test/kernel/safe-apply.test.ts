@@ -16,7 +16,7 @@ import { transportFor } from "../../provider/engine";
 import { forgetSessions, safeApplyStats } from "../../provider/safeApply";
 import { closeAllConnections, sshStats } from "../../provider/transport/ssh";
 import { hostSuite } from "../support/prereq";
-import { addrsOf, ipLink, labConnection } from "../support/kernel";
+import { addrsOf, ipLink, labConnection, sshExec } from "../support/kernel";
 import { change, up } from "../support/kernel-steps";
 
 const WINDOW = 5;
@@ -102,6 +102,63 @@ hostSuite("safe apply on a namespace host reached through its eth0", netnsPrereq
     expect(armedLeft()).toEqual([]);
   }, 90_000);
 
+  it("the provider killed with SIGKILL right after a risky write: the host restores itself within the window, with nobody connected", async () => {
+    await must(["ip", "netns", "exec", h.netns, "ip", "link", "add", "br-kill", "type", "bridge"]);
+    await must(["ip", "netns", "exec", h.netns, "ip", "link", "set", "br-kill", "up"]);
+    const before = await eth0View();
+    // A provider process of its own (the compiled runtime, as the provider host loads it).
+    const script = `
+      const { provider } = require(${JSON.stringify(path.resolve("dist/provider/runtime.js"))});
+      const rt = provider("VethPair");
+      rt.check({}, JSON.parse(process.argv[1])).then((c) => rt.create(c.inputs)).then(
+        () => console.log("created"), (e) => console.log("failed: " + e.message));`;
+    const child = spawn(process.execPath, ["-e", script, JSON.stringify({ ...eth0Adopt, master: "br-kill" })], {
+      env: { ...process.env, NETDEV_TRACE_SAFE_APPLY: "1" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let trace = "";
+    child.stderr!.on("data", (d) => (trace += d));
+    child.stdout!.on("data", (d) => (trace += d));
+    const exited = new Promise((r) => child.once("exit", r));
+    // Armed, then the write goes out: kill the provider as soon as eth0 is in the bridge.
+    const deadline = Date.now() + 30_000;
+    while (!/armed/.test(trace) && Date.now() < deadline) await sleep(20);
+    expect(trace, "the child reached the armed write").toMatch(/armed/);
+    let enslaved = false;
+    while (!enslaved && Date.now() < deadline) {
+      enslaved = (await eth0View()).master === "br-kill";
+      if (!enslaved) await sleep(10);
+    }
+    child.kill("SIGKILL");
+    const killedAt = Date.now();
+    await exited;
+    expect(enslaved, "the risky write reached the kernel before the kill").toBe(true);
+    expect(trace).not.toMatch(/created|failed/);
+    // Nobody is connected: the host alone puts eth0 back within the window.
+    let restored = false;
+    while (!restored && Date.now() - killedAt < (WINDOW + 15) * 1000) {
+      await sleep(250);
+      restored = JSON.stringify(await eth0View()) === JSON.stringify(before);
+    }
+    const tookS = (Date.now() - killedAt) / 1000;
+    console.log(`[safe-apply] provider SIGKILLed; the host restored eth0 ${tookS.toFixed(1)} s later (window ${WINDOW} s)`);
+    expect(restored, "eth0 is exactly as before").toBe(true);
+    expect(tookS).toBeLessThan(WINDOW + 2);
+    expect(JSON.parse((await h.exec(["ip", "-j", "link", "show", "master", "br-kill"])).stdout)).toEqual([]);
+    // The host keeps a record of the rollback (its log), and no timer process.
+    const left = armedLeft();
+    expect(left).toHaveLength(1);
+    const dir = `/run/pulumi-netdev-safe-apply/${left[0]}`;
+    await waitFor(() => fs.existsSync(`${dir}/rolled-back`));
+    expect(fs.readFileSync(`${dir}/rolled-back`, "utf8").trim()).toBe("0");
+    expect(fs.existsSync(`${dir}/armed`)).toBe(false);
+    expect(await timersLeft()).toBe("");
+    fs.rmSync(dir, { recursive: true, force: true });
+    // And the host is reachable over SSH again (the system client, a new connection).
+    expect((await sshExec(lab, h).exec(["true"])).code).toBe(0);
+    await must(["ip", "netns", "exec", h.netns, "ip", "link", "del", "br-kill"]);
+  }, 90_000);
+
   it("a correct risky change is confirmed over one new connection and leaves no timer, token or process", async () => {
     const before = await eth0View();
     // The pool redials after the rollback above: count from a live pooled connection.
@@ -152,6 +209,12 @@ hostSuite("safe apply on a namespace host reached through its eth0", netnsPrereq
   }, 90_000);
 });
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+async function waitFor(ok: () => boolean, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!ok() && Date.now() < end) await sleep(50);
+}
+
 async function rootVethOf(ifindex: number): Promise<string> {
   const links = JSON.parse((await run(["ip", "-j", "link", "show"])).stdout) as { ifindex: number; ifname: string }[];
   const l = links.find((x) => x.ifindex === ifindex);
@@ -159,7 +222,8 @@ async function rootVethOf(ifindex: number): Promise<string> {
   return l.ifname;
 }
 
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
+import * as path from "node:path";
 function run(argv: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
   return new Promise((resolve) =>
     execFile(argv[0], argv.slice(1), { encoding: "utf8" }, (err, stdout, stderr) => resolve({ stdout, stderr, code: err ? (typeof err.code === "number" ? err.code : -1) : 0 })),
