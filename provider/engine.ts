@@ -247,12 +247,12 @@ export function persistLimits(kind: LinkKind, v: Desired): PersistLimit[] {
   return [...commonPersistLimits(v), ...(kind.persistLimits?.(v) ?? [])];
 }
 
-function commonState(link: LinkJson): Record<string, unknown> {
+function commonState(link: LinkJson, d: Desired): Record<string, unknown> {
   return {
     mtu: link.mtu,
     macAddress: link.address,
     master: link.master,
-    addresses: linkAddresses(link),
+    addresses: linkAddresses(link, d.addresses),
     up: isAdminUp(link),
   };
 }
@@ -288,7 +288,7 @@ export class LinkEngine<K extends LinkKind = LinkKind> implements ResourceRuntim
 
   /** The kernel's view of every input field, plus outputs. */
   async actualState(t: Transport, d: Desired, link: LinkJson, companions?: ReadContext["companions"]): Promise<Record<string, unknown>> {
-    return { ...commonState(link), ...(await portState(t, d, link)), ...(await this.kind.readFields(link, { transport: t, desired: d, companions })) };
+    return { ...commonState(link, d), ...(await portState(t, d, link)), ...(await this.kind.readFields(link, { transport: t, desired: d, companions })) };
   }
 
   /**
@@ -320,7 +320,7 @@ export class LinkEngine<K extends LinkKind = LinkKind> implements ResourceRuntim
     const common = mismatches.filter((m) => (COMMON_FIELDS as readonly string[]).includes(m.field));
     const port = mismatches.filter((m) => (PORT_FIELDS as readonly string[]).includes(m.field));
     const steps = this.kind.updateArgv(d, mismatches.filter((m) => !common.includes(m) && !port.includes(m)), link, actual);
-    const have = { master: link.master, addresses: linkAddresses(link), up: isAdminUp(link), masterKind };
+    const have = { master: link.master, addresses: linkAddresses(link, d.addresses), up: isAdminUp(link), masterKind };
     return [...steps, ...genericLinkSteps(d.namespace, d.name, new Set(common.map((m) => m.field)), d as GenericAttributes, have), ...portSteps(d, port)];
   }
 

@@ -87,7 +87,7 @@ export const commonLinkFields = {
   up: z.boolean().default(true),
   /** Bridge or bond to enslave this device into. Enslaving into a bond takes an up device down and up again (the kernel refuses an up slave). */
   master: ifname.optional(),
-  /** Addresses (CIDR), reconciled as an exact set: others found on the device are removed. */
+  /** Addresses (CIDR), reconciled as an exact set: others found on the device are removed, except those the kernel manages (IPv6 link-local, SLAAC and temporary addresses, anything with a finite lifetime such as DHCP), which are left alone unless listed. A listed one (e.g. `fe80::1/64`) is managed like any other. */
   addresses: setOf(cidr, "addresses").optional(),
   /** Take over an existing device of the same kind and name instead of failing. Default false. */
   adopt: z.boolean().default(false),

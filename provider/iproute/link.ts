@@ -22,7 +22,23 @@ export interface LinkJson {
     info_slave_kind?: string;
     info_slave_data?: Record<string, unknown>;
   };
-  addr_info?: { family: string; local: string; prefixlen: number; scope?: string }[];
+  addr_info?: AddrJson[];
+  [key: string]: unknown;
+}
+
+/** One address of `ip -j addr show` (`addr_info`). */
+export interface AddrJson {
+  family: string;
+  local: string;
+  prefixlen: number;
+  scope?: string;
+  /** Not IFA_F_PERMANENT: given a lifetime (SLAAC, DHCP, `valid_lft`). */
+  dynamic?: boolean;
+  mngtmpaddr?: boolean;
+  temporary?: boolean;
+  /** Seconds; 4294967295 = forever. */
+  valid_life_time?: number;
+  preferred_life_time?: number;
   [key: string]: unknown;
 }
 
@@ -144,14 +160,37 @@ export function isGoneError(stderr: string): boolean {
   return GONE.test(stderr);
 }
 
+/** `valid_life_time` of an address that never expires (INFINITY_LIFE_TIME). */
+const FOREVER = 4294967295;
+
 /**
- * The device's addresses as sorted CIDR strings. IPv6 link-local addresses are
- * the kernel's own (it regenerates them), so they are not part of the managed set.
+ * Addresses the kernel (or a daemon through it) keeps on the device by itself: the
+ * IPv6 link-local one it generates, SLAAC and privacy addresses (`dynamic`,
+ * `mngtmpaddr`, `temporary`), and anything with a finite lifetime (DHCP, SLAAC,
+ * `ip addr add ... valid_lft 300`: the kernel removes it when it expires).
  */
-export function linkAddresses(link: LinkJson): string[] {
+export function isKernelManaged(a: AddrJson): boolean {
+  return (
+    (a.family === "inet6" && a.scope === "link") ||
+    a.dynamic === true ||
+    a.mngtmpaddr === true ||
+    (a.family === "inet6" && a.temporary === true) ||
+    (typeof a.valid_life_time === "number" && a.valid_life_time !== FOREVER)
+  );
+}
+
+/**
+ * The device's addresses as sorted CIDR strings: the set `addresses` manages. Addresses
+ * the kernel manages (isKernelManaged) are not the stack's, so they count only when
+ * `listed` names them: unlisted, they are never removed; listed (e.g. a chosen
+ * fe80:: address), they verify like any other.
+ */
+export function linkAddresses(link: LinkJson, listed: readonly string[] = []): string[] {
+  const wanted = new Set(listed);
   return (link.addr_info ?? [])
-    .filter((a) => !(a.family === "inet6" && a.scope === "link"))
-    .map((a) => `${canonicalIp(a.local)}/${a.prefixlen}`)
+    .map((a) => ({ a, cidr: `${canonicalIp(a.local)}/${a.prefixlen}` }))
+    .filter(({ a, cidr }) => !isKernelManaged(a) || wanted.has(cidr))
+    .map(({ cidr }) => cidr)
     .sort();
 }
 

@@ -26,7 +26,7 @@ export const veth = {
     peerMacAddress: commonLinkFields.macAddress,
     /** Bridge or bond (in the peer's namespace) to enslave the other end into. */
     peerMaster: commonLinkFields.master,
-    /** Addresses of the other end (CIDR), reconciled as an exact set. */
+    /** Addresses of the other end (CIDR), reconciled as an exact set like `addresses` (kernel-managed ones are left alone unless listed). */
     peerAddresses: commonLinkFields.addresses,
     /** Other end administratively up. Default true. */
     peerUp: z.boolean().default(true),
@@ -70,7 +70,7 @@ export const veth = {
       peerMtu: peer.mtu,
       peerMacAddress: peer.address,
       peerMaster: peer.master,
-      peerAddresses: linkAddresses(peer),
+      peerAddresses: linkAddresses(peer, desired.peerAddresses),
       peerUp: isAdminUp(peer),
       peerIfindex: peer.ifindex,
     };

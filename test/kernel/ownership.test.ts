@@ -65,4 +65,47 @@ hostSuite("ownership on a namespace host", netnsPrerequisites().missing, () => {
       await br.rt.delete(br.id, br.outs);
     });
   });
+
+  describe("IPv6 addresses the kernel manages are not the stack's", () => {
+    const v6 = (k: any) => (k.addr_info ?? []).filter((a: any) => a.family === "inet6").map((a: any) => `${a.local}/${a.prefixlen}`).sort();
+
+    it("an address with a finite lifetime added out of band, and the kernel's link-local, survive updates; an unlisted permanent one is removed", async () => {
+      const ve = await up("VethPair", { connection: conn(), name: "own6a", peerName: "own6b", addresses: ["2001:db8:1::1/64"] });
+      // The kernel's own link-local comes with carrier (both ends up).
+      let k = await ipLink(h, "own6a");
+      for (let i = 0; i < 50 && !v6(k).some((a: string) => a.startsWith("fe80:")); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        k = await ipLink(h, "own6a");
+      }
+      const linkLocal = v6(k).find((a: string) => a.startsWith("fe80:"));
+      expect(linkLocal).toBeDefined();
+      await mustRun(h, ["ip", "addr", "add", "2001:db8::5/64", "dev", "own6a", "valid_lft", "300", "preferred_lft", "300"]);
+      await mustRun(h, ["ip", "addr", "add", "2001:db8::99/64", "dev", "own6a"]);
+
+      const refreshed = await ve.rt.read(ve.id, ve.outs);
+      expect(refreshed.props.addresses).toEqual(["2001:db8:1::1/64", "2001:db8::99/64"]);
+      const c = await change("VethPair", refreshed.props, { ...ve.inputs, mtu: 1400 });
+      const updated = (await c.apply()).outs;
+      k = await ipLink(h, "own6a");
+      expect(k.mtu).toBe(1400);
+      expect(v6(k)).toEqual([linkLocal, "2001:db8:1::1/64", "2001:db8::5/64"].sort());
+      const kept = k.addr_info.find((a: any) => a.local === "2001:db8::5");
+      expect(kept.valid_life_time).toBeLessThanOrEqual(300);
+      expect(updated.addresses).toEqual(["2001:db8:1::1/64"]);
+      await ve.rt.delete(ve.id, updated);
+    });
+
+    it("a listed link-local address is added and verified (the create is not rolled back); refresh shows no drift", async () => {
+      const inputs = { connection: conn(), name: "own6ll", peerName: "own6lp", addresses: ["fe80::1234/64", "2001:db8:2::1/64"] };
+      const ve = await up("VethPair", inputs);
+      expect(ve.outs.addresses).toEqual(["2001:db8:2::1/64", "fe80::1234/64"]);
+      const k = await ipLink(h, "own6ll");
+      expect(v6(k)).toContain("fe80::1234/64");
+      const refreshed = await ve.rt.read(ve.id, ve.outs);
+      const c = await change("VethPair", refreshed.props, ve.inputs);
+      expect(c.diff.changes).toBe(false);
+      await ve.rt.delete(ve.id, ve.outs);
+      expect(await ipLink(h, "own6ll")).toBeUndefined();
+    });
+  });
 });

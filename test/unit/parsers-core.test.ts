@@ -129,6 +129,36 @@ describe("common state", () => {
     expect(linkAddresses({ ...fixture("tun-pi"), addr_info: undefined })).toEqual([]);
   });
 
+  it("linkAddresses leaves out what the kernel manages (link-local, SLAAC, temporary, finite lifetime) unless listed", () => {
+    const forever = 4294967295;
+    const link = { ...fixture("veth-cross-ns-b"), addr_info: [
+      { family: "inet6", local: "2001:db8::5", prefixlen: 64, scope: "global", dynamic: true, valid_life_time: 300, preferred_life_time: 300 },
+      { family: "inet6", local: "2001:db8:0:1:aaaa:bbff:fecc:dddd", prefixlen: 64, scope: "global", dynamic: true, mngtmpaddr: true, valid_life_time: 86400, preferred_life_time: 14400 },
+      { family: "inet6", local: "2001:db8:0:1:1234:5678:9abc:def0", prefixlen: 64, scope: "global", temporary: true, dynamic: true, valid_life_time: 600, preferred_life_time: 300 },
+      { family: "inet", local: "198.51.100.9", prefixlen: 24, scope: "global", dynamic: true, valid_life_time: 3600, preferred_life_time: 3600 },
+      { family: "inet6", local: "fe80::1", prefixlen: 64, scope: "link", valid_life_time: forever, preferred_life_time: forever },
+      { family: "inet6", local: "2001:db8::7", prefixlen: 64, scope: "global", valid_life_time: forever, preferred_life_time: forever },
+      { family: "inet", local: "192.0.2.7", prefixlen: 24, scope: "global", valid_life_time: forever, preferred_life_time: forever },
+    ] };
+    expect(linkAddresses(link)).toEqual(["192.0.2.7/24", "2001:db8::7/64"]);
+    // Listed, they count (so they verify and are never added twice).
+    expect(linkAddresses(link, ["fe80::1/64", "2001:db8::5/64", "192.0.2.7/24"])).toEqual(["192.0.2.7/24", "2001:db8::5/64", "2001:db8::7/64", "fe80::1/64"]);
+  });
+
+  it("addresses: an update never removes an unlisted kernel-managed address, and adds a listed link-local one", () => {
+    const link = { ...fixture("bridge-timers"), addr_info: [
+      ...fixture("bridge-timers").addr_info!,
+      { family: "inet6", local: "2001:db8:9::5", prefixlen: 64, scope: "global", dynamic: true, valid_life_time: 300, preferred_life_time: 300 },
+      { family: "inet6", local: "fe80::aa:1", prefixlen: 64, scope: "link", valid_life_time: 4294967295, preferred_life_time: 4294967295 },
+    ] };
+    const d = { name: "br-ut", addresses: ["192.0.2.1/24", "fe80::1/64"] };
+    const have = linkAddresses(link, d.addresses);
+    expect(new LinkEngine(bridge).planSteps(d, [{ field: "addresses", desired: d.addresses, actual: have }], link)).toEqual([
+      ["ip", "addr", "del", "2001:db8::1/64", "dev", "br-ut"],
+      ["ip", "addr", "add", "fe80::1/64", "dev", "br-ut"],
+    ]);
+  });
+
   it("linkAddresses canonicalises IPv6 text the way check does", () => {
     const link = { ...fixture("veth-cross-ns-b"), addr_info: [
       { family: "inet6", local: "2001:DB8:0:0:0:0:0:5", prefixlen: 64, scope: "global" },
