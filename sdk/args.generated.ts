@@ -19,7 +19,7 @@ export interface BridgeArgs {
   up?: pulumi.Input<boolean>;
   /** Bridge or bond to enslave this device into. Enslaving into a bond takes an up device down and up again (the kernel refuses an up slave). */
   master?: pulumi.Input<string>;
-  /** Addresses (CIDR), reconciled as an exact set: others found on the device are removed. */
+  /** Addresses (CIDR), reconciled as an exact set: others found on the device are removed, except those the kernel manages (IPv6 link-local, SLAAC and temporary addresses, anything with a finite lifetime such as DHCP), which are left alone unless listed. A listed one (e.g. `fe80::1/64`) is managed like any other. */
   addresses?: pulumi.Input<pulumi.Input<string>[]>;
   /** Take over an existing device of the same kind and name instead of failing. Default false. */
   adopt?: pulumi.Input<boolean>;
@@ -78,7 +78,7 @@ export interface TapDeviceArgs {
   up?: pulumi.Input<boolean>;
   /** Bridge or bond to enslave this device into. Enslaving into a bond takes an up device down and up again (the kernel refuses an up slave). */
   master?: pulumi.Input<string>;
-  /** Addresses (CIDR), reconciled as an exact set: others found on the device are removed. */
+  /** Addresses (CIDR), reconciled as an exact set: others found on the device are removed, except those the kernel manages (IPv6 link-local, SLAAC and temporary addresses, anything with a finite lifetime such as DHCP), which are left alone unless listed. A listed one (e.g. `fe80::1/64`) is managed like any other. */
   addresses?: pulumi.Input<pulumi.Input<string>[]>;
   /** Take over an existing device of the same kind and name instead of failing. Default false. */
   adopt?: pulumi.Input<boolean>;
@@ -122,7 +122,7 @@ export interface VethPairArgs {
   up?: pulumi.Input<boolean>;
   /** Bridge or bond to enslave this device into. Enslaving into a bond takes an up device down and up again (the kernel refuses an up slave). */
   master?: pulumi.Input<string>;
-  /** Addresses (CIDR), reconciled as an exact set: others found on the device are removed. */
+  /** Addresses (CIDR), reconciled as an exact set: others found on the device are removed, except those the kernel manages (IPv6 link-local, SLAAC and temporary addresses, anything with a finite lifetime such as DHCP), which are left alone unless listed. A listed one (e.g. `fe80::1/64`) is managed like any other. */
   addresses?: pulumi.Input<pulumi.Input<string>[]>;
   /** Take over an existing device of the same kind and name instead of failing. Default false. */
   adopt?: pulumi.Input<boolean>;
@@ -146,7 +146,7 @@ export interface VethPairArgs {
   peerMacAddress?: pulumi.Input<string>;
   /** Bridge or bond (in the peer's namespace) to enslave the other end into. */
   peerMaster?: pulumi.Input<string>;
-  /** Addresses of the other end (CIDR), reconciled as an exact set. */
+  /** Addresses of the other end (CIDR), reconciled as an exact set like `addresses` (kernel-managed ones are left alone unless listed). */
   peerAddresses?: pulumi.Input<pulumi.Input<string>[]>;
   /** Other end administratively up. Default true. */
   peerUp?: pulumi.Input<boolean>;
@@ -168,7 +168,7 @@ export interface VxlanArgs {
   up?: pulumi.Input<boolean>;
   /** Bridge or bond to enslave this device into. Enslaving into a bond takes an up device down and up again (the kernel refuses an up slave). */
   master?: pulumi.Input<string>;
-  /** Addresses (CIDR), reconciled as an exact set: others found on the device are removed. */
+  /** Addresses (CIDR), reconciled as an exact set: others found on the device are removed, except those the kernel manages (IPv6 link-local, SLAAC and temporary addresses, anything with a finite lifetime such as DHCP), which are left alone unless listed. A listed one (e.g. `fe80::1/64`) is managed like any other. */
   addresses?: pulumi.Input<pulumi.Input<string>[]>;
   /** Take over an existing device of the same kind and name instead of failing. Default false. */
   adopt?: pulumi.Input<boolean>;
@@ -236,7 +236,7 @@ export interface MacvlanLinkArgs {
   up?: pulumi.Input<boolean>;
   /** Bridge or bond to enslave this device into. Enslaving into a bond takes an up device down and up again (the kernel refuses an up slave). */
   master?: pulumi.Input<string>;
-  /** Addresses (CIDR), reconciled as an exact set: others found on the device are removed. */
+  /** Addresses (CIDR), reconciled as an exact set: others found on the device are removed, except those the kernel manages (IPv6 link-local, SLAAC and temporary addresses, anything with a finite lifetime such as DHCP), which are left alone unless listed. A listed one (e.g. `fe80::1/64`) is managed like any other. */
   addresses?: pulumi.Input<pulumi.Input<string>[]>;
   /** Take over an existing device of the same kind and name instead of failing. Default false. */
   adopt?: pulumi.Input<boolean>;
@@ -289,7 +289,7 @@ export interface MacvtapLinkArgs {
   up?: pulumi.Input<boolean>;
   /** Bridge or bond to enslave this device into. Enslaving into a bond takes an up device down and up again (the kernel refuses an up slave). */
   master?: pulumi.Input<string>;
-  /** Addresses (CIDR), reconciled as an exact set: others found on the device are removed. */
+  /** Addresses (CIDR), reconciled as an exact set: others found on the device are removed, except those the kernel manages (IPv6 link-local, SLAAC and temporary addresses, anything with a finite lifetime such as DHCP), which are left alone unless listed. A listed one (e.g. `fe80::1/64`) is managed like any other. */
   addresses?: pulumi.Input<pulumi.Input<string>[]>;
   /** Take over an existing device of the same kind and name instead of failing. Default false. */
   adopt?: pulumi.Input<boolean>;
@@ -342,7 +342,7 @@ export interface IpvlanLinkArgs {
   up?: pulumi.Input<boolean>;
   /** Bridge or bond to enslave this device into. Enslaving into a bond takes an up device down and up again (the kernel refuses an up slave). */
   master?: pulumi.Input<string>;
-  /** Addresses (CIDR), reconciled as an exact set: others found on the device are removed. */
+  /** Addresses (CIDR), reconciled as an exact set: others found on the device are removed, except those the kernel manages (IPv6 link-local, SLAAC and temporary addresses, anything with a finite lifetime such as DHCP), which are left alone unless listed. A listed one (e.g. `fe80::1/64`) is managed like any other. */
   addresses?: pulumi.Input<pulumi.Input<string>[]>;
   /** Take over an existing device of the same kind and name instead of failing. Default false. */
   adopt?: pulumi.Input<boolean>;
@@ -389,7 +389,7 @@ export interface VlanArgs {
   up?: pulumi.Input<boolean>;
   /** Bridge or bond to enslave this device into. Enslaving into a bond takes an up device down and up again (the kernel refuses an up slave). */
   master?: pulumi.Input<string>;
-  /** Addresses (CIDR), reconciled as an exact set: others found on the device are removed. */
+  /** Addresses (CIDR), reconciled as an exact set: others found on the device are removed, except those the kernel manages (IPv6 link-local, SLAAC and temporary addresses, anything with a finite lifetime such as DHCP), which are left alone unless listed. A listed one (e.g. `fe80::1/64`) is managed like any other. */
   addresses?: pulumi.Input<pulumi.Input<string>[]>;
   /** Take over an existing device of the same kind and name instead of failing. Default false. */
   adopt?: pulumi.Input<boolean>;
@@ -447,7 +447,7 @@ export interface BondArgs {
   up?: pulumi.Input<boolean>;
   /** Bridge or bond to enslave this device into. Enslaving into a bond takes an up device down and up again (the kernel refuses an up slave). */
   master?: pulumi.Input<string>;
-  /** Addresses (CIDR), reconciled as an exact set: others found on the device are removed. */
+  /** Addresses (CIDR), reconciled as an exact set: others found on the device are removed, except those the kernel manages (IPv6 link-local, SLAAC and temporary addresses, anything with a finite lifetime such as DHCP), which are left alone unless listed. A listed one (e.g. `fe80::1/64`) is managed like any other. */
   addresses?: pulumi.Input<pulumi.Input<string>[]>;
   /** Take over an existing device of the same kind and name instead of failing. Default false. */
   adopt?: pulumi.Input<boolean>;
