@@ -251,7 +251,8 @@ async function withHost<T>(programDir: string, probePath: string, fn: (host: Pro
   const host = await startProviderHost({
     cwd: programDir,
     env: {
-      NODE_OPTIONS: `--require "${probePath}"`,
+      // BENCH_PRELOAD=<file>: one more module preloaded into the provider host (e.g. a tracer).
+      NODE_OPTIONS: `--require "${probePath}"` + (process.env.BENCH_PRELOAD ? ` --require "${path.resolve(process.env.BENCH_PRELOAD)}"` : ""),
       BENCH_PROBE_OUT: probeOut,
       ...(CPU_PROF_DIR ? { BENCH_CPU_PROF: CPU_PROF_DIR } : {}),
     },

@@ -3,7 +3,7 @@ import { isDeepStrictEqual } from "node:util";
 import { z } from "zod";
 import { type Connection, connectionDefaultsFromConfig, connectionSchema, mergeConnection, safeApplySchema } from "./connection";
 import { CommandError, ConnectionError, NetdevError, VerificationError } from "./errors";
-import { ipArgv, isAdminUp, isGoneError, type LinkJson, linkAddresses, readLink } from "./iproute/link";
+import { ipArgv, isAdminUp, isGoneError, LINK_ONLY, type LinkJson, linkAddresses, readLink, type ReadOptions } from "./iproute/link";
 import type { Desired, LinkKind, Mismatch, ReadContext } from "./kinds/types";
 import { type CheckFailure, commonLinkFields, containsUnknown, UNKNOWN, validate } from "./schema";
 import { type GenericAttributes, genericLinkSteps } from "./linkSteps";
@@ -294,9 +294,10 @@ export class LinkEngine<K extends LinkKind = LinkKind> implements ResourceRuntim
   /**
    * The device and the kind's companions (a veth's peer), read in one round trip;
    * after running `steps` when given (the reads then share their last `ip -batch`).
+   * `opts.addresses: false`: the caller does not need their addresses (see ReadOptions).
    */
-  async readDevice(t: Transport, d: Desired, steps: string[][] = []): Promise<{ link: LinkJson | undefined; companions?: ReadContext["companions"] }> {
-    const wanted = [{ namespace: d.namespace, name: d.name }, ...(this.kind.companions?.(d) ?? [])];
+  async readDevice(t: Transport, d: Desired, steps: string[][] = [], opts: ReadOptions = {}): Promise<{ link: LinkJson | undefined; companions?: ReadContext["companions"] }> {
+    const wanted = [{ namespace: d.namespace, name: d.name }, ...(this.kind.companions?.(d) ?? [])].map((w) => ({ ...w, ...opts }));
     const [link, ...others] = await runSteps(t, steps, wanted);
     return { link, companions: wanted.length > 1 ? wanted.slice(1).map((c, i) => ({ ...c, link: others[i] })) : undefined };
   }
@@ -369,7 +370,11 @@ export class LinkEngine<K extends LinkKind = LinkKind> implements ResourceRuntim
     if (d.persist) await persist.preflight(t);
     const id = makeId(connection, d.namespace, d.name);
     const marker = creatingMarker(this.kind, connection, d);
-    const existing = await readLink(t, d.namespace, d.name);
+    // Whether the name is taken, and by what, needs no addresses (LINK_ONLY: cheap on a busy host).
+    const taken = await readLink(t, d.namespace, d.name, LINK_ONLY);
+    if (!taken) return { id, outs: await this.addMarked(t, d, marker) };
+    // Finishing or adopting converges the device, which needs its addresses.
+    const existing = t.batchKey ? await readLink(t, d.namespace, d.name) : taken;
     if (!existing) return { id, outs: await this.addMarked(t, d, marker) };
     if (this.isOwnLeftover(existing, marker)) return { id, outs: await this.finishInterruptedCreate(t, d, existing, marker) };
     return { id, outs: await this.adoptExisting(t, d, existing) };
@@ -418,7 +423,8 @@ export class LinkEngine<K extends LinkKind = LinkKind> implements ResourceRuntim
     const [add, ...rest] = this.kind.createArgv(d);
     try {
       const steps = [add, ipArgv(d.namespace, "link", "set", "dev", d.name, "alias", marker), ...rest];
-      const { link, companions } = await guardedWrite(t, `${this.kind.resource} ${d.name} create`, steps, () => this.readDevice(t, d, steps));
+      // A device just added has no addresses yet: its read-back needs none (LINK_ONLY).
+      const { link, companions } = await guardedWrite(t, `${this.kind.resource} ${d.name} create`, steps, () => this.readDevice(t, d, steps, LINK_ONLY));
       if (!link) throw new NetdevError(`${t.label}: ${d.name} was not found right after it was created`);
       return await this.persisted(t, d, await this.converge(t, d, link, [clearAliasArgv(d)], companions));
     } catch (err) {

@@ -1,6 +1,6 @@
 import { submit } from "./batching";
 import { CommandError } from "./errors";
-import { ipArgv, type LinkJson, parseJson, readLink } from "./iproute/link";
+import { ipArgv, type LinkJson, parseJson, readLine, readLink } from "./iproute/link";
 import { batchScript, isBatchSafe } from "./ipBatch";
 import type { Transport } from "./transport/types";
 
@@ -8,6 +8,8 @@ import type { Transport } from "./transport/types";
 export interface ReadBack {
   namespace: string | undefined;
   name: string;
+  /** false: the caller does not need the device's addresses (see ReadOptions in iproute/link.ts). */
+  addresses?: boolean;
 }
 
 function batchPrefix(argv: string[]): string[] | undefined {
@@ -45,13 +47,13 @@ export async function runSteps(t: Transport, steps: string[][], readBack?: ReadB
       // Reads of names the batch parser would misread are made on their own (readLink).
       const rides = (r: ReadBack) => sameArray(ipArgv(r.namespace), prefix) && r.name !== "" && isBatchSafe(r.name);
       const along = j === steps.length && prefix[0] === "ip" ? (readBack ?? []).flatMap((r, k) => (rides(r) ? [k] : [])) : [];
-      const got = await runShared(t, prefix, group, along.map((k) => readBack![k].name));
+      const got = await runShared(t, prefix, group, along.map((k) => readBack![k]));
       if (got) riding = new Map(along.map((k, n) => [k, got[n]]));
     } else await runGroup(t, prefix, group);
     i = j;
   }
   if (!readBack) return;
-  return Promise.all(readBack.map((r, k) => (riding?.has(k) ? riding.get(k) : readLink(t, r.namespace, r.name))));
+  return Promise.all(readBack.map((r, k) => (riding?.has(k) ? riding.get(k) : readLink(t, r.namespace, r.name, r))));
 }
 
 /** One group on its own: a single line directly, several as one `ip -batch -`. */
@@ -75,13 +77,13 @@ interface WriteJob {
   t: Transport;
   group: string[][];
   /** Devices to read after the group, in the same invocation. */
-  reads: string[];
+  reads: ReadBack[];
   /** With the reads' results, or undefined when they could not ride along. */
   resolve(reads?: (LinkJson | undefined)[]): void;
   reject(err: unknown): void;
 }
 
-function runShared(t: Transport, prefix: string[], group: string[][], reads: string[]): Promise<(LinkJson | undefined)[] | undefined> {
+function runShared(t: Transport, prefix: string[], group: string[][], reads: ReadBack[]): Promise<(LinkJson | undefined)[] | undefined> {
   return new Promise((resolve, reject) =>
     submit<WriteJob>(`${t.batchKey}\nwrite\n${prefix.join(" ")}`, { t, group, reads, resolve, reject }, (jobs, again) => runJobs(prefix, jobs, again)),
   );
@@ -89,7 +91,8 @@ function runShared(t: Transport, prefix: string[], group: string[][], reads: str
 
 /**
  * Several operations' groups as one `ip -batch -`, each group's lines together and
- * in order, each followed by its read-back lines (`addr show dev X`; with -j every
+ * in order, each followed by its read-back lines (`addr show dev X`, `link show dev X`
+ * when the addresses are not needed: see ReadOptions in iproute/link.ts; with -j every
  * read prints one JSON line, the changes print nothing). It stops at the first
  * failing line: groups before it are done, the group holding it fails as it would
  * have alone (its earlier lines ran), and the groups after it never ran, so they go
@@ -102,7 +105,7 @@ async function runJobs(prefix: string[], jobs: WriteJob[], again: (jobs: WriteJo
   }
   const t = jobs[0].t;
   const reading = jobs.some((j) => j.reads.length > 0);
-  const text = jobs.map((j) => script(prefix, j.group) + batchScript(j.reads.map((name) => ["addr", "show", "dev", name]))).join("");
+  const text = jobs.map((j) => script(prefix, j.group) + batchScript(j.reads.map((r) => readLine(r.name, r)))).join("");
   const total = jobs.reduce((n, j) => n + j.group.length + j.reads.length, 0);
   const argv = reading ? [...prefix, "-j", "-d", "-batch", "-"] : [...prefix, "-batch", "-"];
   const r = await t.run(argv, { stdin: text });
@@ -110,7 +113,7 @@ async function runJobs(prefix: string[], jobs: WriteJob[], again: (jobs: WriteJo
   let next = 0;
   // Each read that ran printed one line; short of that, the group's reads are made separately.
   const readsOf = (j: WriteJob) =>
-    next + j.reads.length > answers.length ? undefined : j.reads.map((name) => parseJson<LinkJson[]>(answers[next++], t.label, argv).find((l) => l.ifname === name));
+    next + j.reads.length > answers.length ? undefined : j.reads.map((r) => parseJson<LinkJson[]>(answers[next++], t.label, argv).find((l) => l.ifname === r.name));
   if (r.code === 0) {
     for (const j of jobs) j.resolve(readsOf(j));
     return;
