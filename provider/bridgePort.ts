@@ -10,7 +10,7 @@
 import { isDeepStrictEqual } from "node:util";
 import type { z } from "zod";
 import { CommandError } from "./errors";
-import { bridgeArgv, ipArgv, type LinkJson, parseJson, READ_ONLY, readLink } from "./iproute/link";
+import { bridgeArgv, ipArgv, LINK_ONLY, type LinkJson, parseJson, READ_ONLY, readLink } from "./iproute/link";
 import type { Mismatch } from "./kinds/types";
 import { type BondPort, type BridgePort, canonical, expand, type VlanEntry, type VlanFlags } from "./portSchema";
 import type { Transport } from "./transport/types";
@@ -103,7 +103,7 @@ export async function portState(t: Transport, d: { namespace?: string; name: str
  */
 async function vlansOnJoining(t: Transport, d: { namespace?: string; master?: string }): Promise<VlanEntry[]> {
   if (!d.master) return [];
-  const master = await readLink(t, d.namespace, d.master);
+  const master = await readLink(t, d.namespace, d.master, LINK_ONLY);
   const pvid = master?.linkinfo?.info_kind === "bridge" ? Number(master.linkinfo.info_data?.vlan_default_pvid ?? 0) : 0;
   return pvid > 0 ? [{ vid: pvid, pvid: true, untagged: true }] : [];
 }

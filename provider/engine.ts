@@ -480,7 +480,7 @@ export class LinkEngine<K extends LinkKind = LinkKind> implements ResourceRuntim
   /** The kind of the master the device is to be enslaved to, when that changes (read with the other reads of the moment). */
   private async wantedMasterKind(t: Transport, d: Desired, bad: Mismatch[]): Promise<string | undefined> {
     if (!d.master || !bad.some((m) => m.field === "master")) return undefined;
-    return (await readLink(t, d.namespace, d.master))?.linkinfo?.info_kind;
+    return (await readLink(t, d.namespace, d.master, LINK_ONLY))?.linkinfo?.info_kind;
   }
 
   async read(id: string, props: Record<string, any>): Promise<{ id: string; props: Record<string, any> }> {
@@ -511,7 +511,7 @@ export class LinkEngine<K extends LinkKind = LinkKind> implements ResourceRuntim
     const d = props as Desired;
     const t = transportFor(d.connection);
     // Read first (reads of concurrent operations share one `ip` invocation, so this is cheap).
-    const link = await readLink(t, d.namespace, d.name);
+    const link = await readLink(t, d.namespace, d.name, LINK_ONLY);
     if (link) this.refuseForeign(t, d, props, link, "delete");
     // Files next: a device that outlived its delete comes back at boot only if they stayed.
     await persist.removeFiles(t, props.persistedFiles);

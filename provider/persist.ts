@@ -4,7 +4,7 @@
 // `networkctl reload`, no restart; networkd reads the files at its next start.
 import { createHash } from "node:crypto";
 import { NetdevError } from "./errors";
-import { readLink } from "./iproute/link";
+import { LINK_ONLY, readLink } from "./iproute/link";
 import type { Desired, LinkKind } from "./kinds/types";
 import { type NetworkdFacts, type NetworkdFiles, renderUnit } from "./networkd";
 import type { Transport } from "./transport/types";
@@ -52,7 +52,7 @@ export async function preflight(t: Transport): Promise<void> {
 
 /** The facts the renderers need from the kernel: the MACs to pin and the kinds of masters. */
 async function factsFor(t: Transport, d: Desired, outs: Record<string, any>): Promise<NetworkdFacts> {
-  const kindOf = async (ns: string | undefined, dev: string | undefined) => (dev ? (await readLink(t, ns, dev))?.linkinfo?.info_kind : undefined);
+  const kindOf = async (ns: string | undefined, dev: string | undefined) => (dev ? (await readLink(t, ns, dev, LINK_ONLY))?.linkinfo?.info_kind : undefined);
   return {
     macAddress: outs.macAddress,
     masterKind: await kindOf(d.namespace, d.master),
