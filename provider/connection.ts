@@ -40,18 +40,33 @@ const baseConnection = z.strictObject({
   knownHostsPath: z.string().min(1).optional(),
   /** Accept any host key. Only for throw-away lab hosts. Default false. */
   insecureSkipHostKeyCheck: z.boolean().optional(),
-  /** Run commands through sudo: true for `sudo -n`, or { password } fed on stdin. */
+  /**
+   * Run commands through sudo: true for `sudo -n` (NOPASSWD rules), or { password }
+   * for rules that ask: given to sudo only after its prompt, never to the command.
+   */
   sudo: z
     .union([
       z.boolean(),
       z.strictObject({
-        /** The sudo password, fed to `sudo -S` on stdin (keep it a Pulumi secret). */
+        /** The sudo password, written to sudo only after its own prompt (keep it a Pulumi secret). */
         password: z.string(),
       }),
     ])
     .optional(),
   /** Time allowed to connect and authenticate, in milliseconds. Default 10000. */
   connectTimeoutMs: z.number().int().min(100).max(600_000).optional(),
+  /**
+   * Time one remote command may take, in milliseconds. Default 60000. A command that
+   * takes longer fails with an error naming host and command; its session is closed
+   * and it is never retried (it may have run).
+   */
+  commandTimeoutMs: z.number().int().min(100).max(3_600_000).optional(),
+  /**
+   * Interval of SSH keepalives, in milliseconds. Default 10000; 0 turns them off.
+   * After 3 intervals in a row without a byte from the host the connection is dropped:
+   * the commands on it fail, the next one connects again.
+   */
+  keepaliveIntervalMs: z.number().int().min(0).max(600_000).optional(),
   /**
    * Safe apply (docs/safe-apply.md): a write that touches what carries this SSH session
    * is armed with a rollback the host runs by itself unless a new SSH connection
@@ -84,7 +99,7 @@ export const connectionInputSchema = baseConnection.extend({
 /** Fields whose values must never appear in a message, log or plain output. */
 export const SECRET_FIELDS = new Set(["privateKey", "passphrase", "password"]);
 
-/** A stable key for the pool: host, port, user and the bastion chain. */
+/** host, port, user and the bastion chain, without credentials (safe apply keys its per-host state by it). */
 export function connectionKey(c: Connection): string {
   const self = `${c.user ?? "root"}@${c.host}:${c.port ?? 22}`;
   return c.bastion ? `${connectionKey(c.bastion)}>${self}` : self;
@@ -96,7 +111,8 @@ export function connectionLabel(c: Connection): string {
 
 const CONFIG_KEYS = [
   "host", "port", "user", "privateKey", "privateKeyPath", "passphrase", "password", "agent",
-  "hostKey", "knownHostsPath", "insecureSkipHostKeyCheck", "sudo", "connectTimeoutMs", "bastion", "safeApply",
+  "hostKey", "knownHostsPath", "insecureSkipHostKeyCheck", "sudo", "connectTimeoutMs", "commandTimeoutMs",
+  "keepaliveIntervalMs", "bastion", "safeApply",
 ] as const;
 
 /**
@@ -115,7 +131,7 @@ export function connectionDefaultsFromConfig(get: (key: string) => string | unde
 
 function decodeConfigValue(key: string, raw: unknown): unknown {
   if (typeof raw !== "string") return raw;
-  if (key === "port" || key === "connectTimeoutMs") return /^\d+$/.test(raw) ? Number(raw) : raw;
+  if (key === "port" || key === "connectTimeoutMs" || key === "commandTimeoutMs" || key === "keepaliveIntervalMs") return /^\d+$/.test(raw) ? Number(raw) : raw;
   if (key === "insecureSkipHostKeyCheck" || key === "agent" || key === "sudo" || key === "bastion" || key === "safeApply") {
     if (raw === "true") return true;
     if (raw === "false") return false;

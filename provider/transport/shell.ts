@@ -75,6 +75,21 @@ export class RemoteShell {
     return !this.closed && !this.pending;
   }
 
+  /**
+   * Gives up on this shell (a command on it timed out): it is never used again,
+   * its channel is closed (sshd then hangs up its processes) and a pending command
+   * is left to the caller, who already reported it.
+   */
+  discard(): void {
+    this.closed = true;
+    this.pending = undefined;
+    try {
+      this.channel.close();
+    } catch {
+      // the connection is already gone
+    }
+  }
+
   /** Runs one command string; rejects (without retrying) if the session ends before it finished. */
   run(command: string, stdin: string | undefined): Promise<RunResult> {
     if (!this.usable) return Promise.reject(this.lost());

@@ -1,6 +1,7 @@
 // Connection settings: stack-config decoding, precedence, pool keys and labels.
 import { afterEach, describe, expect, it } from "vitest";
 import { connectionDefaultsFromConfig, connectionKey, connectionLabel, mergeConnection } from "../../provider/connection";
+import { poolKey } from "../../provider/transport/pool";
 import { configureDefaults, resetDefaults, resolveConnection } from "../../provider/engine";
 import { NetdevError } from "../../provider/errors";
 
@@ -22,6 +23,8 @@ describe("connectionDefaultsFromConfig", () => {
       "netdev:insecureSkipHostKeyCheck": "true",
       "netdev:sudo": '{"password":"pw"}',
       "netdev:connectTimeoutMs": "5000",
+      "netdev:commandTimeoutMs": "30000",
+      "netdev:keepaliveIntervalMs": "0",
       "netdev:bastion": '{"host":"198.51.100.1","port":2200,"user":"jump"}',
     });
     expect(connectionDefaultsFromConfig(get)).toEqual({
@@ -38,6 +41,8 @@ describe("connectionDefaultsFromConfig", () => {
       insecureSkipHostKeyCheck: true,
       sudo: { password: "pw" },
       connectTimeoutMs: 5000,
+      commandTimeoutMs: 30000,
+      keepaliveIntervalMs: 0,
       bastion: { host: "198.51.100.1", port: 2200, user: "jump" },
     });
   });
@@ -51,6 +56,17 @@ describe("connectionDefaultsFromConfig", () => {
     expect(connectionDefaultsFromConfig(config({
       "netdev:port": "22x", "netdev:sudo": "true", "netdev:agent": "/run/agent.sock", "netdev:insecureSkipHostKeyCheck": "yes", "netdev:bastion": "{broken",
     }))).toEqual({ port: "22x", sudo: true, agent: "/run/agent.sock", insecureSkipHostKeyCheck: "yes", bastion: "{broken" });
+  });
+});
+
+describe("commandTimeoutMs and keepaliveIntervalMs", () => {
+  afterEach(() => resetDefaults());
+  it("are accepted in range, from the resource or from stack config, and refused with the field named", () => {
+    expect(resolveConnection({ host: "h", commandTimeoutMs: 3000, keepaliveIntervalMs: 1000 })).toMatchObject({ commandTimeoutMs: 3000, keepaliveIntervalMs: 1000 });
+    configureDefaults(config({ "netdev:commandTimeoutMs": "120000", "netdev:keepaliveIntervalMs": "0" }));
+    expect(resolveConnection({ host: "h" })).toMatchObject({ commandTimeoutMs: 120000, keepaliveIntervalMs: 0 });
+    expect(() => resolveConnection({ host: "h", commandTimeoutMs: 10 })).toThrow(/connection\.commandTimeoutMs/);
+    expect(() => resolveConnection({ host: "h", keepaliveIntervalMs: -1 })).toThrow(/connection\.keepaliveIntervalMs/);
   });
 });
 
@@ -102,19 +118,33 @@ describe("resolveConnection (stack defaults + resource)", () => {
   });
 });
 
-describe("connectionKey and connectionLabel", () => {
-  it("key: user@host:port with defaults, and the whole bastion chain", () => {
+describe("connectionKey", () => {
+  it("key: user@host:port with defaults, and the whole bastion chain; never credentials", () => {
     expect(connectionKey({ host: "192.0.2.10" })).toBe("root@192.0.2.10:22");
-    expect(connectionKey({ host: "192.0.2.10", user: "admin", port: 2222 })).toBe("admin@192.0.2.10:2222");
     const chained = { host: "10.0.0.5", user: "admin", port: 2222, bastion: { host: "192.0.2.2", user: "ops", port: 2200, bastion: { host: "192.0.2.1" } } };
     expect(connectionKey(chained)).toBe("root@192.0.2.1:22>ops@192.0.2.2:2200>admin@10.0.0.5:2222");
-    expect(connectionKey({ ...chained, bastion: { host: "192.0.2.3" } })).toBe("root@192.0.2.3:22>admin@10.0.0.5:2222");
-    expect(connectionKey({ ...chained, bastion: undefined })).toBe("admin@10.0.0.5:2222");
+    expect(connectionKey({ host: "h", password: "SECRET-P", sudo: { password: "SECRET-S" }, bastion: { host: "j", password: "SECRET-B" } })).toBe("root@j:22>root@h:22");
+  });
+});
+
+describe("poolKey and connectionLabel", () => {
+  const strip = (key: string) => key.replace(/#[0-9a-f]{16}/g, "");
+  it("pool key: user@host:port with defaults, and the whole bastion chain", () => {
+    expect(strip(poolKey({ host: "192.0.2.10" }))).toBe("root@192.0.2.10:22");
+    expect(strip(poolKey({ host: "192.0.2.10", user: "admin", port: 2222 }))).toBe("admin@192.0.2.10:2222");
+    const chained = { host: "10.0.0.5", user: "admin", port: 2222, bastion: { host: "192.0.2.2", user: "ops", port: 2200, bastion: { host: "192.0.2.1" } } };
+    expect(strip(poolKey(chained))).toBe("root@192.0.2.1:22>ops@192.0.2.2:2200>admin@10.0.0.5:2222");
+    expect(strip(poolKey({ ...chained, bastion: { host: "192.0.2.3" } }))).toBe("root@192.0.2.3:22>admin@10.0.0.5:2222");
+    expect(strip(poolKey({ ...chained, bastion: undefined }))).toBe("admin@10.0.0.5:2222");
   });
 
-  it("key never contains credentials", () => {
-    const key = connectionKey({ host: "h", privateKey: "SECRET-K", password: "SECRET-P", passphrase: "SECRET-Q", sudo: { password: "SECRET-S" }, bastion: { host: "j", password: "SECRET-B" } });
-    expect(key).toBe("root@j:22>root@h:22");
+  it("pool key never contains credentials, but differs when they do (a wrong password never rides an authenticated connection)", () => {
+    const c = { host: "h", privateKey: "SECRET-K", password: "SECRET-P", passphrase: "SECRET-Q", sudo: { password: "SECRET-S" }, bastion: { host: "j", password: "SECRET-B" } };
+    expect(poolKey(c)).not.toMatch(/SECRET/);
+    expect(poolKey({ ...c, password: "other" })).not.toBe(poolKey(c));
+    expect(poolKey({ ...c, bastion: { host: "j", password: "other" } })).not.toBe(poolKey(c));
+    // Timeouts, keepalives and sudo are not part of the connection's identity.
+    expect(poolKey({ ...c, commandTimeoutMs: 5000, keepaliveIntervalMs: 0, sudo: true })).toBe(poolKey(c));
   });
 
   it("label: host, with the port only when it is not 22", () => {
