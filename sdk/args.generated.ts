@@ -562,10 +562,25 @@ export interface ConnectionArgs {
   knownHostsPath?: pulumi.Input<string>;
   /** Accept any host key. Only for throw-away lab hosts. Default false. */
   insecureSkipHostKeyCheck?: pulumi.Input<boolean>;
-  /** Run commands through sudo: true for `sudo -n`, or { password } fed on stdin. */
+  /**
+   * Run commands through sudo: true for `sudo -n` (NOPASSWD rules), or { password }
+   * for rules that ask: given to sudo only after its prompt, never to the command.
+   */
   sudo?: pulumi.Input<boolean | SudoArgs>;
   /** Time allowed to connect and authenticate, in milliseconds. Default 10000. */
   connectTimeoutMs?: pulumi.Input<number>;
+  /**
+   * Time one remote command may take, in milliseconds. Default 60000. A command that
+   * takes longer fails with an error naming host and command; its session is closed
+   * and it is never retried (it may have run).
+   */
+  commandTimeoutMs?: pulumi.Input<number>;
+  /**
+   * Interval of SSH keepalives, in milliseconds. Default 10000; 0 turns them off.
+   * After 3 intervals in a row without a byte from the host the connection is dropped:
+   * the commands on it fail, the next one connects again.
+   */
+  keepaliveIntervalMs?: pulumi.Input<number>;
   /**
    * Safe apply (docs/safe-apply.md): a write that touches what carries this SSH session
    * is armed with a rollback the host runs by itself unless a new SSH connection
@@ -624,7 +639,7 @@ export interface VlansArgs {
 
 /** Type of a nested `sudo` input. */
 export interface SudoArgs {
-  /** The sudo password, fed to `sudo -S` on stdin (keep it a Pulumi secret). */
+  /** The sudo password, written to sudo only after its own prompt (keep it a Pulumi secret). */
   password: pulumi.Input<string>;
 }
 
@@ -660,10 +675,25 @@ export interface BastionArgs {
   knownHostsPath?: pulumi.Input<string>;
   /** Accept any host key. Only for throw-away lab hosts. Default false. */
   insecureSkipHostKeyCheck?: pulumi.Input<boolean>;
-  /** Run commands through sudo: true for `sudo -n`, or { password } fed on stdin. */
+  /**
+   * Run commands through sudo: true for `sudo -n` (NOPASSWD rules), or { password }
+   * for rules that ask: given to sudo only after its prompt, never to the command.
+   */
   sudo?: pulumi.Input<boolean | SudoArgs>;
   /** Time allowed to connect and authenticate, in milliseconds. Default 10000. */
   connectTimeoutMs?: pulumi.Input<number>;
+  /**
+   * Time one remote command may take, in milliseconds. Default 60000. A command that
+   * takes longer fails with an error naming host and command; its session is closed
+   * and it is never retried (it may have run).
+   */
+  commandTimeoutMs?: pulumi.Input<number>;
+  /**
+   * Interval of SSH keepalives, in milliseconds. Default 10000; 0 turns them off.
+   * After 3 intervals in a row without a byte from the host the connection is dropped:
+   * the commands on it fail, the next one connects again.
+   */
+  keepaliveIntervalMs?: pulumi.Input<number>;
   /**
    * Safe apply (docs/safe-apply.md): a write that touches what carries this SSH session
    * is armed with a rollback the host runs by itself unless a new SSH connection
