@@ -35,7 +35,7 @@ function commandExists(cmd: string): boolean {
 }
 
 /** The fixture program, Node's own require, a fresh module each run. */
-function runFixture(config: Record<string, string>, engine?: Parameters<typeof runProgram>[2]["engine"]) {
+function runFixture(config: Record<string, string>, engine?: NonNullable<Parameters<typeof runProgram>[2]>["engine"]) {
   const main = path.join(FIXTURE, "index.js");
   const req = createRequire(main);
   delete req.cache[main];

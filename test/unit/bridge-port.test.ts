@@ -149,7 +149,7 @@ describe("through the engine (scripted transport)", () => {
     fake.on(["ip", "-j", "-d", "addr", "show", "dev", "tap0"], () => ({ stdout: JSON.stringify([tap]) }));
     fake.on(["bridge", "-j", "vlan", "show", "dev", "tap0"], () => ({ stdout: JSON.stringify(vlans) }));
     fake.on(["ip", "link", "set", "dev", "tap0", "type", "bridge_slave", "cost", "7"], () => {
-      (tap.linkinfo.info_slave_data as any).cost = 7;
+      (tap.linkinfo!.info_slave_data as any).cost = 7;
       return {};
     });
     fake.on(["bridge", "-batch", "-"], (_a, o) => {
