@@ -478,7 +478,7 @@ export class LinkEngine<K extends LinkKind = LinkKind> implements ResourceRuntim
   }
 
   /** The kind of the master the device is to be enslaved to, when that changes (read with the other reads of the moment). */
-  private async wantedMasterKind(t: Transport, d: Desired, bad: Mismatch[]): Promise<string | undefined> {
+  async wantedMasterKind(t: Transport, d: Desired, bad: Mismatch[]): Promise<string | undefined> {
     if (!d.master || !bad.some((m) => m.field === "master")) return undefined;
     return (await readLink(t, d.namespace, d.master, LINK_ONLY))?.linkinfo?.info_kind;
   }

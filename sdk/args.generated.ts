@@ -538,6 +538,37 @@ export interface RouteArgs {
   adopt?: pulumi.Input<boolean>;
 }
 
+/** Inputs of {@link Interface}. */
+export interface InterfaceArgs {
+  /** How to reach the host. Defaults come from stack config (`netdev:host`, …). */
+  connection?: pulumi.Input<ConnectionArgs>;
+  /** Name of the existing device (a physical NIC, a bond made elsewhere). It must exist: Interface never creates or deletes a device. */
+  name: pulumi.Input<string>;
+  /** Network namespace (on the host) the device lives in; default the host's own. Changing it replaces the device. */
+  namespace?: pulumi.Input<string>;
+  /** MTU in bytes. Default: the kernel's. */
+  mtu?: pulumi.Input<number>;
+  /** Ethernet address. Default: random, chosen by the kernel. */
+  macAddress?: pulumi.Input<string>;
+  /** Bridge or bond to enslave this device into. Enslaving into a bond takes an up device down and up again (the kernel refuses an up slave). */
+  master?: pulumi.Input<string>;
+  /** Addresses (CIDR), reconciled as an exact set: others found on the device are removed. */
+  addresses?: pulumi.Input<pulumi.Input<string>[]>;
+  /** Options of this device as a port of the bridge it is enslaved to (`master`): STP cost/priority, flooding, learning, VLANs… Only the options given are managed. */
+  bridgePort?: pulumi.Input<BridgePortArgs>;
+  /** Options of this device as a slave of the bond it is enslaved to (`master`): queueId, priority. */
+  bondPort?: pulumi.Input<BondPortArgs>;
+  /** Administratively up (true) or down. Unset: left as it is. */
+  up?: pulumi.Input<boolean>;
+  /**
+   * With `master` (a bridge): in the same `ip -batch` that enslaves the device, move
+   * its addresses to the bridge and re-create there the routes that went through it
+   * (the default route included); on delete, move them back. This is how the NIC that
+   * carries the SSH session joins a bridge without cutting it. Default false.
+   */
+  moveAddresses?: pulumi.Input<boolean>;
+}
+
 /** How to reach a host over SSH (see README "Connection"). Mark credentials as secrets. */
 export interface ConnectionArgs {
   /** Host name or address of the SSH server. Default: stack config `netdev:host`. */
@@ -717,6 +748,7 @@ export interface ArgsByResource {
   Bond: BondArgs;
   Namespace: NamespaceArgs;
   Route: RouteArgs;
+  Interface: InterfaceArgs;
 }
 
 /**
@@ -736,4 +768,5 @@ export const OUTPUT_NAMES: { readonly [R in keyof ArgsByResource]: readonly stri
   Bond: ["name", "namespace", "mtu", "macAddress", "up", "master", "addresses", "adopt", "persist", "bridgePort", "bondPort", "mode", "miimon", "updelay", "downdelay", "lacpRate", "xmitHashPolicy", "primary", "minLinks", "arpInterval", "arpIpTargets", "slaves", "activeSlave", "ifindex", "operState", "persistedFiles"],
   Namespace: ["name", "adopt", "persist"],
   Route: ["namespace", "destination", "via", "device", "source", "metric", "table", "scope", "protocol", "onlink", "type", "adopt", "family"],
+  Interface: ["name", "namespace", "mtu", "macAddress", "master", "addresses", "bridgePort", "bondPort", "up", "moveAddresses", "ifindex", "operState", "original", "moved"],
 };

@@ -1,5 +1,6 @@
 export { Bond, type BondArgs } from "./bond";
 export { Bridge, type BridgeArgs } from "./bridge";
+export { Interface, type InterfaceArgs } from "./interface";
 export { IpvlanLink, type IpvlanLinkArgs } from "./ipvlanLink";
 export { MacvlanLink, type MacvlanLinkArgs } from "./macvlanLink";
 export { MacvtapLink, type MacvtapLinkArgs } from "./macvtapLink";

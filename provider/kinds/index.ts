@@ -1,6 +1,7 @@
 import { LinkEngine, type ResourceRuntime } from "../engine";
 import { bond } from "./bond";
 import { bridge } from "./bridge";
+import { iface } from "./interface";
 import { ipvlan } from "./ipvlan";
 import { macvlan, macvtap } from "./macvlan";
 import { namespace } from "./netns";
@@ -26,6 +27,7 @@ export const resources = {
   Bond: new LinkEngine(bond),
   Namespace: namespace,
   Route: route,
+  Interface: iface,
 } satisfies Record<string, ResourceRuntime>;
 
 export const registry: Record<string, ResourceRuntime> = resources;

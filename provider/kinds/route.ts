@@ -207,9 +207,8 @@ function routeId(connection: Parameters<typeof makeId>[0], d: RouteInputs): stri
  * A route (`ip route add/replace/del`), in the host's namespace or another.
  * Not a device: a runtime of its own beside LinkEngine (DESIGN.md §2).
  */
-export const route: ResourceRuntime & { fields: typeof routeFieldsSchema; inputFields: typeof routeFieldsSchema } = {
+export const route: ResourceRuntime & { inputFields: typeof routeFieldsSchema } = {
   inputFields: routeFieldsSchema,
-  fields: routeFieldsSchema,
   check: (_olds, news) => checkInputs(schema, news),
 
   async diff(_id, olds, news) {

@@ -78,4 +78,47 @@ hostSuite("bridge ports, VLANs and Interface on a VM host", vmPrerequisites().mi
     for (const r of [["TapDevice", access], ["TapDevice", trunk], ["Bridge", br]] as const) await provider(r[0]).delete(r[1].id, r[1].outs);
     expect(await ipLink(vm, "brp")).toBeUndefined();
   });
+
+  it("Interface: an existing NIC's MTU and addresses change and are restored on delete; a bond slave's options", async () => {
+    const connection = vm.connection;
+    // dummy0 stands for a NIC the stack did not create (the VM's init made it).
+    await mustRun(vm, ["ip", "addr", "add", "192.0.2.50/24", "dev", "dummy0"]);
+    const before = await ipLink(vm, "dummy0");
+    expect(before.mtu).toBe(1500);
+
+    const missing = await provider("Interface").create((await provider("Interface").check({}, { connection, name: "nosuchnic0", mtu: 9000 })).inputs).catch((e: Error) => e);
+    expect(String(missing)).toMatch(/there is no device named nosuchnic0.*never creates one\. Nothing was changed/);
+
+    const nic = await up("Interface", { connection, name: "dummy0", mtu: 9000, addresses: ["198.51.100.5/24", "2001:db8:9::5/64"] });
+    expect(nic.outs.original).toEqual({ had: ["mtu", "addresses"], mtu: 1500, addresses: ["192.0.2.50/24"] });
+    let k = await ipLink(vm, "dummy0");
+    expect(k.mtu).toBe(9000);
+    expect(addrsOf(k)).toEqual(["198.51.100.5/24", "2001:db8:9::5/64"]);
+    expect(k.ifindex).toBe(before.ifindex);
+
+    // In place: another MTU, one address swapped; the record of the original stays.
+    const c = await change("Interface", nic.outs, { connection, name: "dummy0", mtu: 4000, addresses: ["198.51.100.6/24"] });
+    expect(c.diff).toEqual({ changes: true, replaces: [], deleteBeforeReplace: true });
+    const updated = (await c.apply()).outs;
+    expect(updated.original).toEqual(nic.outs.original);
+    k = await ipLink(vm, "dummy0");
+    expect(k.mtu).toBe(4000);
+    expect(addrsOf(k)).toEqual(["198.51.100.6/24"]);
+
+    await provider("Interface").delete(nic.id, updated);
+    k = await ipLink(vm, "dummy0");
+    expect(k).toBeDefined(); // never deleted
+    expect(k.mtu).toBe(1500);
+    expect(addrsOf(k)).toEqual(["192.0.2.50/24"]);
+    expect(k.flags).toContain("UP");
+
+    // A bond made by the stack, the other spare NIC as its slave with slave options.
+    const bond = await up("Bond", { connection, name: "bnd0", mode: "active-backup" });
+    const slave = await up("Interface", { connection, name: "dummy1", master: "bnd0", bondPort: { queueId: 3, priority: 5 } });
+    expect((await ipLink(vm, "dummy1")).linkinfo.info_slave_data).toMatchObject({ queue_id: 3, prio: 5 });
+    expect(slave.outs.bondPort).toEqual({ queueId: 3, priority: 5 });
+    await provider("Interface").delete(slave.id, slave.outs);
+    expect((await ipLink(vm, "dummy1")).master).toBeUndefined();
+    await provider("Bond").delete(bond.id, bond.outs);
+  });
 });

@@ -6,7 +6,6 @@ import { describe, expect, it } from "vitest";
 import { connectionSchema } from "../../provider/connection";
 import { LinkEngine } from "../../provider/engine";
 import { registry } from "../../provider/kinds";
-import { namespaceFields } from "../../provider/kinds/netns";
 import { commonLinkFields } from "../../provider/schema";
 
 const readme = readFileSync(join(__dirname, "../../README.md"), "utf8");
@@ -29,7 +28,7 @@ describe("README", () => {
   for (const [cls, runtime] of Object.entries(registry)) {
     it(`documents every input of ${cls}`, () => {
       const text = section(cls);
-      const fields = Object.keys(runtime instanceof LinkEngine ? runtime.kind.fields : "fields" in runtime ? (runtime as { fields: object }).fields : namespaceFields);
+      const fields = Object.keys(runtime instanceof LinkEngine ? runtime.kind.fields : runtime.inputFields);
       for (const field of fields) expect(text, `${cls}.${field}`).toContain(`\`${field}\``);
     });
   }
