@@ -88,7 +88,7 @@ function connect(c: Connection): Transport {
 }
 
 /** Runs a write through safe apply (provider/safeApply.ts): `steps` are every line `write` runs. */
-function guardedWrite<T>(t: Transport, what: string, steps: string[][], write: () => Promise<T>): Promise<T> {
+export function guardedWrite<T>(t: Transport, what: string, steps: string[][], write: () => Promise<T>): Promise<T> {
   const target = writeTargets.get(t);
   return target ? safeApply.runWrite({ ...target, transport: t, what }, steps, write) : write();
 }

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { portRefine } from "../bridgePort";
-import { checkInputs, diffInputs, LinkEngine, makeId, resolveConnection, type ResourceRuntime, stripUndefined, transportFor } from "../engine";
+import { checkInputs, diffInputs, guardedWrite, LinkEngine, makeId, resolveConnection, type ResourceRuntime, stripUndefined, transportFor } from "../engine";
 import { NetdevError } from "../errors";
 import { ipArgv, isAdminUp, type LinkJson, linkAddresses, readLink } from "../iproute/link";
 import { type Family, readRoutesVia, type RouteJson } from "../iproute/route";
@@ -200,13 +200,14 @@ function restoreSteps(d: InterfaceInputs, link: LinkJson, fields: string[]): str
   return steps;
 }
 
-async function converge(t: Transport, d: InterfaceInputs, link: LinkJson, extra: string[][] = []): Promise<Record<string, any>> {
+async function converge(t: Transport, d: InterfaceInputs, link: LinkJson, what: string, extra: string[][] = []): Promise<Record<string, any>> {
   const want = inputsOnly(d);
   let actual = await helper.actualState(t, want, link);
   const masterKind = await helper.wantedMasterKind(t, want, helper.mismatches(want, actual));
   const steps = [...extra, ...plan(want, link, actual, masterKind, d.moved && link.master !== d.moved.to ? d.moved : undefined)];
   if (steps.length > 0) {
-    await runSteps(t, steps);
+    // One guarded write (safe apply): the enslave and the move are one batch, never split.
+    await guardedWrite(t, what, steps, () => runSteps(t, steps));
     ({ link, actual } = await verify(t, want, d.moved));
   }
   return outputs(t, d, link, actual);
@@ -245,7 +246,7 @@ export const iface = {
     if (d.moveAddresses && link.master !== d.master) {
       moved = { to: d.master!, addresses: movableAddresses(link), routes: await movableRoutes(t, d.namespace, d.name) };
     }
-    const outs = await converge(t, { ...d, original, moved }, link);
+    const outs = await converge(t, { ...d, original, moved }, link, `Interface ${d.name} create`);
     return { id: makeId(connection, d.namespace, d.name), outs };
   },
 
@@ -267,7 +268,7 @@ export const iface = {
     const release = restoreSteps({ ...d, original: before, moved: undefined }, link, released);
     const kept = record(link, d, { ...before, had: (before.had ?? []).filter((f) => !released.includes(f)) });
     for (const f of released) delete kept[f as keyof Recorded];
-    return { outs: await converge(t, { ...d, original: kept, moved: olds.moved }, link, release) };
+    return { outs: await converge(t, { ...d, original: kept, moved: olds.moved }, link, `Interface ${d.name} update`, release) };
   },
 
   async delete(_id, props) {
@@ -284,6 +285,6 @@ export const iface = {
       moved = { ...moved, addresses: moved.addresses.filter((a) => there.includes(canonicalCidr(a))) };
     }
     const steps = restoreSteps({ ...d, moved }, link, d.original?.had ?? []);
-    if (steps.length > 0) await runSteps(t, steps);
+    if (steps.length > 0) await guardedWrite(t, `Interface ${d.name} delete (restoring what the stack changed)`, steps, () => runSteps(t, steps));
   },
 } satisfies ResourceRuntime;

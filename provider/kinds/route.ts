@@ -2,7 +2,7 @@ import { isIP } from "node:net";
 import { isDeepStrictEqual } from "node:util";
 import { z } from "zod";
 import { connectionInputSchema } from "../connection";
-import { checkInputs, diffInputs, makeId, resolveConnection, type ResourceRuntime, stripUndefined, transportFor } from "../engine";
+import { checkInputs, diffInputs, guardedWrite, makeId, resolveConnection, type ResourceRuntime, stripUndefined, transportFor } from "../engine";
 import { NetdevError } from "../errors";
 import { ipArgv } from "../iproute/link";
 import { defaultMetric, type Family, protocolNumber, readRoutes, type RouteJson, routeFields, routePrefix } from "../iproute/route";
@@ -194,7 +194,8 @@ function describe(d: RouteInputs): string {
 }
 
 async function converge(t: Transport, d: RouteInputs, argv: string[]): Promise<RouteJson> {
-  await runSteps(t, [argv]);
+  // Through safe apply: a route the SSH session uses (the default route...) is a risky write.
+  await guardedWrite(t, `Route ${describe(d)} ${argv[argv.indexOf("route") + 1]}`, [argv], () => runSteps(t, [argv]));
   return readUntilConverged(t.label, describe(d), () => readRoute(t, d), (r) => mismatches(d, r)) as Promise<RouteJson>;
 }
 
@@ -260,6 +261,7 @@ export const route: ResourceRuntime & { inputFields: typeof routeFieldsSchema } 
     const t = transportFor(d.connection);
     const r = await readRoute(t, d);
     if (!r) return;
-    await runSteps(t, [routeDelArgv(d, r)]);
+    const del = routeDelArgv(d, r);
+    await guardedWrite(t, `Route ${describe(d)} delete`, [del], () => runSteps(t, [del]));
   },
 };

@@ -100,6 +100,8 @@ const OPTIONAL_BINARIES = [
   "/usr/bin/env", "/usr/bin/readlink", "/usr/bin/stat", "/usr/bin/grep", "/usr/bin/sed",
   "/usr/bin/head", "/usr/bin/tail", "/usr/bin/tr", "/usr/bin/wc", "/usr/bin/sort",
   "/usr/bin/seq", "/usr/bin/true", "/usr/bin/false", "/usr/bin/tee", "/usr/bin/cut",
+  // Safe apply arms its host-side rollback with these (every util-linux/procps host has them).
+  "/usr/bin/setsid", "/usr/bin/kill",
   "/usr/lib/openssh/sftp-server",
   // OpenSSH >= 9.8 splits sshd into helpers it execs per connection.
   "/usr/lib/openssh/sshd-session", "/usr/lib/openssh/sshd-auth",

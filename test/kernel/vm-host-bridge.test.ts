@@ -7,6 +7,7 @@
 // its address and default route back.
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { provider } from "../../provider/runtime";
+import { safeApplyStats } from "../../provider/safeApply";
 import { closeAllConnections, sshStats } from "../../provider/transport/ssh";
 import { startVmHost, vmPrerequisites, type VmHost } from "../hosts/vm";
 import { addrsOf, ipLink } from "../support/kernel";
@@ -39,6 +40,7 @@ hostSuite("eth0 into br0 with its address and routes, over SSH through eth0", vm
   it("applies Bridge, Interface eth0 (moveAddresses) and a tap, and destroys back to the start", async () => {
     const connection = vm.connection;
     const opened0 = sshStats.connectionsOpened;
+    const guarded0 = safeApplyStats.guardedWrites;
     const br = await up("Bridge", { connection, name: "br0", stp: false });
     const nic = await up("Interface", { connection, name: "eth0", master: "br0", moveAddresses: true });
     expect(nic.outs).toMatchObject({ master: "br0", moveAddresses: true, original: { had: ["master"], master: null } });
@@ -49,6 +51,10 @@ hostSuite("eth0 into br0 with its address and routes, over SSH through eth0", vm
     expect(read.props.master).toBe("br0");
     expect(read.props.addresses).not.toContain("10.0.2.15/24");
     console.log(`[vm-host-bridge] SSH connections opened by the provider for the whole apply: ${sshStats.connectionsOpened - opened0}`);
+    // The move touched the device carrying the session: it went through safe apply
+    // (armed, written, confirmed over a new connection), and was not rolled back.
+    expect(safeApplyStats.guardedWrites).toBeGreaterThan(guarded0);
+    expect(safeApplyStats.rollbacks).toBe(0);
 
     // An independent read, over a new SSH connection through eth0 → br0.
     const eth0 = await ipLink(vm, "eth0");
