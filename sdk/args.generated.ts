@@ -552,7 +552,7 @@ export interface InterfaceArgs {
   macAddress?: pulumi.Input<string>;
   /** Bridge or bond to enslave this device into. Enslaving into a bond takes an up device down and up again (the kernel refuses an up slave). */
   master?: pulumi.Input<string>;
-  /** Addresses (CIDR), reconciled as an exact set: others found on the device are removed. */
+  /** Addresses (CIDR), reconciled as an exact set: others found on the device are removed, except those the kernel manages (IPv6 link-local, SLAAC and temporary addresses, anything with a finite lifetime such as DHCP), which are left alone unless listed. A listed one (e.g. `fe80::1/64`) is managed like any other. */
   addresses?: pulumi.Input<pulumi.Input<string>[]>;
   /** Options of this device as a port of the bridge it is enslaved to (`master`): STP cost/priority, flooding, learning, VLANs… Only the options given are managed. */
   bridgePort?: pulumi.Input<BridgePortArgs>;
