@@ -18,7 +18,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { cleanupStaleLabs, netnsPrerequisites, startNetnsLab, type NetnsHost, type NetnsLab } from "../test/hosts/netns";
-import { linkExampleDeps, REPO_ROOT, runExample } from "../test/support/examples";
+import { linkExampleDeps, REPO_ROOT, runExample, stageExample } from "../test/support/examples";
 import { sshExec } from "../test/support/kernel";
 import { startProviderHost } from "../test/support/provider-host";
 import { DYNAMIC_TYPE_PREFIX, providerHostApi, Stack } from "../test/support/stack";
@@ -126,11 +126,13 @@ async function main(): Promise<number> {
 
 /** Through the dynamic provider host: the program under mocks, each registration checked and created over gRPC. */
 async function deployWithProviderHost(config: Record<string, string>, onStart: (d: Deployment) => void): Promise<Deployment> {
-  say("compiling examples/vxlan-fabric against the built package …");
-  linkExampleDeps(EXAMPLE);
-  await compile(EXAMPLE);
-  say("starting the Pulumi dynamic provider host in examples/vxlan-fabric …");
-  const host = await startProviderHost({ cwd: EXAMPLE, env: { PULUMI_NODEJS_PROJECT: PROJECT } });
+  say("compiling examples/vxlan-fabric (a copy in a temporary directory) against the built package …");
+  // Never built inside examples/: a user's `npm install` there must find it as cloned.
+  const project = stageExample("vxlan-fabric");
+  state.tempDirs.push(project);
+  await compile(project);
+  say("starting the Pulumi dynamic provider host in that copy …");
+  const host = await startProviderHost({ cwd: project, env: { PULUMI_NODEJS_PROJECT: PROJECT } });
   // (On exit, including a signal's, startProviderHost's own exit hook kills it.)
   say(`  provider host pid ${host.pid}, gRPC port ${host.port}; Configure with the stack config`);
   await host.configure(config);
@@ -154,7 +156,7 @@ async function deployWithProviderHost(config: Record<string, string>, onStart: (
   };
   onStart(deployment);
   say("pulumi up (Check → Create per resource, in dependency order) …");
-  const { run } = await stack.up((engine) => runExample(EXAMPLE, { config, engine }));
+  const { run } = await stack.up((engine) => runExample(project, { config, engine }));
   deployment.outputs = run.outputs;
   deployment.resources = stack.resources.map((r) => ({ type: r.type, id: r.id, outs: r.outs }));
   return deployment;

@@ -22,15 +22,16 @@ import { createRequire } from "node:module";
 import * as path from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { netnsPrerequisites, startNetnsLab, type NetnsHost, type NetnsLab } from "../hosts/netns";
-import { assertBuilt, compileExample, exampleDir, linkExampleDeps, runExample, runProgram } from "../support/examples";
+import { assertBuilt, compileExample, runExample, runProgram, stageExample } from "../support/examples";
 import { destroyAll, expectDependencyOrder, providerHost, upEngine } from "../support/host-steps";
 import { addrsOf, ipLink, sshExec } from "../support/kernel";
 import { hostSuite } from "../support/prereq";
 import type { ProviderHost } from "../support/provider-host";
 import { DYNAMIC_TYPE_PREFIX as TYPE, type ResourceState } from "../support/stack";
 
-const KVM = exampleDir("kvm-bridge-tap");
-const CT = exampleDir("container-veth-netns");
+/** Staged copies of the examples (nothing is built inside examples/). */
+let KVM = "";
+let CT = "";
 
 hostSuite("core kinds through the provider host", netnsPrerequisites().missing, () => {
   let lab: NetnsLab;
@@ -40,8 +41,8 @@ hostSuite("core kinds through the provider host", netnsPrerequisites().missing, 
 
   beforeAll(async () => {
     assertBuilt();
-    linkExampleDeps(KVM);
-    linkExampleDeps(CT);
+    KVM = stageExample("kvm-bridge-tap");
+    CT = stageExample("container-veth-netns");
     const [compiledKvm, compiledCt, started] = await Promise.all([compileExample(KVM), compileExample(CT), startNetnsLab({ hosts: 1 })]);
     lab = started;
     expect(compiledKvm.output).toBe("");

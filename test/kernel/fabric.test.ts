@@ -14,12 +14,13 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { netnsPrerequisites, startNetnsLab, type NetnsHost, type NetnsLab } from "../hosts/netns";
 import { provider } from "../../provider/runtime";
 import { closeAllConnections } from "../../provider/transport/ssh";
-import { assertBuilt, compileExample, exampleDir, linkExampleDeps, runExample } from "../support/examples";
+import { assertBuilt, compileExample, runExample, stageExample } from "../support/examples";
 import { ipLink, sshExec } from "../support/kernel";
 import { hostSuite } from "../support/prereq";
 import { DYNAMIC_TYPE_PREFIX, inProcessApi, Stack, type Step } from "../support/stack";
 
-const EXAMPLE = exampleDir("vxlan-fabric");
+/** A staged copy of examples/vxlan-fabric (nothing is built inside examples/). */
+let EXAMPLE = "";
 const VNI = 4242;
 const BR = `brvx${VNI}`;
 const VX = `vx${VNI}`;
@@ -33,7 +34,7 @@ hostSuite("VxlanFabric across namespace hosts", netnsPrerequisites().missing, ()
 
   beforeAll(async () => {
     assertBuilt();
-    linkExampleDeps(EXAMPLE);
+    EXAMPLE = stageExample("vxlan-fabric");
     const [compiled, started] = await Promise.all([compileExample(EXAMPLE), startNetnsLab({ hosts: 3 })]);
     lab = started;
     expect(compiled.output).toBe("");

@@ -1,10 +1,13 @@
-// Test support for the example projects under examples/: lay out their node_modules,
-// compile them with the repo's TypeScript, and run the compiled program under Pulumi
-// mocks the way `pulumi up` would run it (by Node's own require, never vitest's
-// transform: the program must load the BUILT package `pulumi-netdev` by name).
+// Test support for the example projects under examples/: copy one into a temporary
+// directory and lay out its node_modules there (nothing is ever written into
+// examples/: a user's `npm install` there must find it as cloned), compile it with
+// the repo's TypeScript, and run the compiled program under Pulumi mocks the way
+// `pulumi up` would run it (by Node's own require, never vitest's transform: the
+// program must load the BUILT package `pulumi-netdev` by name).
 import { execFile } from "node:child_process";
 import * as fs from "node:fs";
 import { createRequire } from "node:module";
+import * as os from "node:os";
 import * as path from "node:path";
 import { captureRegistrations, type Registration } from "./provider-host";
 
@@ -29,8 +32,37 @@ export function listExamples(): string[] {
     .sort();
 }
 
+/** The example's source folder in the repository (read it; build and run a {@link stageExample} copy). */
 export function exampleDir(name: string): string {
   return path.join(EXAMPLES_DIR, name);
+}
+
+const staged: string[] = [];
+process.on("exit", () => {
+  for (const dir of staged) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/**
+ * A fresh copy of examples/<name> (its sources, no node_modules or bin) in a temporary
+ * directory, with its dependencies linked as {@link linkExampleDeps} lays them out.
+ * Removed when the process exits (or by {@link removeStaged}).
+ */
+export function stageExample(name: string, extraDeps: string[] = []): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `netdev-example-${name}-`));
+  staged.push(dir);
+  const src = exampleDir(name);
+  for (const e of fs.readdirSync(src, { withFileTypes: true })) {
+    if (e.name === "node_modules" || e.name === "bin" || e.name === "package-lock.json") continue;
+    fs.cpSync(path.join(src, e.name), path.join(dir, e.name), { recursive: true });
+  }
+  linkExampleDeps(dir, extraDeps);
+  return dir;
+}
+
+/** Removes a directory made by {@link stageExample} now. */
+export function removeStaged(dir: string): void {
+  if (!staged.includes(dir)) throw new Error(`${dir} was not made by stageExample`);
+  fs.rmSync(dir, { recursive: true, force: true });
 }
 
 /** The project name from Pulumi.yaml (what `new pulumi.Config()` namespaces keys with). */
@@ -56,6 +88,10 @@ export function assertBuilt(): void {
  * copy of @pulumi/pulumi) is replaced: node_modules is a gitignored artifact.
  */
 export function linkExampleDeps(dir: string, extra: string[] = []): void {
+  const real = fs.realpathSync(dir);
+  const examples = fs.realpathSync(EXAMPLES_DIR);
+  if (real === examples || real.startsWith(examples + path.sep))
+    throw new Error(`linkExampleDeps(${dir}): never inside examples/ (a user's npm install there would break); use stageExample()`);
   const nm = path.join(dir, "node_modules");
   fs.mkdirSync(nm, { recursive: true });
   const links: [string, string][] = [
