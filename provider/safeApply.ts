@@ -528,7 +528,7 @@ async function guarded<T>(target: WriteTarget, steps: string[][], write: () => P
   await Promise.race([writing, sleep(Math.max(0, fireAt - confirmBudget - Date.now()))]);
   trace("write answered", !!outcome);
   let why: string;
-  if (!outcome) why = `the write's answer did not come back within ${Math.round((Date.now() - armedAt) / 100) / 10} s`;
+  if (!outcome) why = `its answer did not come back within ${Math.round((Date.now() - armedAt) / 100) / 10} s`;
   else {
     const confirmed = await confirm(c, dir, fireAt, now.neighbour);
     if (confirmed.ok) {
@@ -538,12 +538,13 @@ async function guarded<T>(target: WriteTarget, steps: string[][], write: () => P
     why = confirmed.why;
   }
   // Cut off: let the host roll back, then reach it again and check.
+  const answered = outcome;
   dropPooled?.(c);
   const report = await awaitRollback(c, dir, fireAt, devices, now);
   safeApplyStats.rollbacks++;
-  const writeNote = outcome && !outcome.ok ? `; the write itself reported: ${(outcome.error as Error).message}` : "";
+  const writeNote = answered && !answered.ok ? `; the write itself reported: ${(answered.error as Error).message}` : "";
   throw new SafeApplyRollbackError(
-    `${t.label}: ${target.what} was rolled back: ${change}. After the write ${why}, so the host ran its rollback ${seconds} s (connection.safeApply.rollbackAfterSeconds) after arming it; ${report}. The change was not applied and Pulumi's state is unchanged${writeNote}`,
+    `${t.label}: ${target.what} was rolled back: ${change}. After the write, ${why}, so the host ran its rollback ${seconds} s (connection.safeApply.rollbackAfterSeconds) after arming it; ${report}. The change was not applied and Pulumi's state is unchanged${writeNote}`,
   );
 }
 
@@ -589,6 +590,7 @@ async function awaitRollback(c: Connection, dir: string, fireAt: number, devices
     try {
       const r = await fresh.run(sh(INSPECT, dir));
       const state = r.stdout.split("\n")[0];
+      trace("rollback state", state);
       if (state.startsWith("rolled-back")) {
         const code = state.split(" ")[1];
         const after = await discover(fresh);
@@ -602,6 +604,7 @@ async function awaitRollback(c: Connection, dir: string, fireAt: number, devices
       if (state === "gone") break;
     } catch (err) {
       last = `the host is not reachable: ${(err as Error).message}`;
+      trace(last);
     } finally {
       fresh.close();
     }
