@@ -15,7 +15,8 @@
 // Scenarios: N VethPairs on one host for N in BENCH_SIZES (default 50,200,1000);
 // BENCH_VXLAN vxlan+bridge pairs on one host (default 1000, i.e. 2000 devices; 0 to
 // skip); BENCH_MULTI hosts x devices (default 50x20; "" to skip).
-// Prints medians of BENCH_REPS repetitions (default 3) and writes them to
+// Prints medians of BENCH_REPS repetitions (default 3; BENCH_BIG_REPS, default 1, for
+// scenarios of 1,000 devices or more) and writes them to
 // bench/results/latest.json. Needs root (network namespaces). Optional:
 // BENCH_WAYS=provider,floor,per-resource,rpc-floor (per-resource runs only for
 // N <= BENCH_PER_RESOURCE_MAX, default 200), BENCH_PACKAGE=<another pulumi-netdev
@@ -33,6 +34,9 @@ import { CONCURRENCY, planProvider, prepareProgramDir, type ProviderPlan, runFlo
 const REPO = path.resolve(__dirname, "../../..");
 const PROBE = path.join(__dirname, "probe.js");
 const REPS = Number(process.env.BENCH_REPS ?? 3);
+/** Repetitions of the big scenarios (1,000 devices or more); 1 by default so the default run stays under 15 minutes. */
+const BIG_REPS = Number(process.env.BENCH_BIG_REPS ?? 1);
+const BIG = 1000;
 const SIZES = (process.env.BENCH_SIZES ?? "50,200,1000").split(",").filter(Boolean).map(Number);
 const VXLAN = Number(process.env.BENCH_VXLAN ?? 1000);
 const WAYS = new Set((process.env.BENCH_WAYS ?? "provider,floor,per-resource,rpc-floor").split(","));
@@ -102,15 +106,17 @@ async function main(): Promise<void> {
     const providerBytes = scenarios.find((s) => s.plan)?.plan?.providerBytes;
 
     // Repetitions are interleaved so that slow phases of the machine hit every way alike.
-    for (let rep = 1; rep <= REPS; rep++) {
-      for (const s of scenarios) {
+    const repsOf = (s: Scenario) => (devices(s) >= BIG ? BIG_REPS : REPS);
+    const maxReps = Math.max(...scenarios.map(repsOf));
+    for (let rep = 1; rep <= maxReps; rep++) {
+      for (const s of scenarios.filter((x) => rep <= repsOf(x))) {
         const hosts: NetnsHost[] = lab.hosts.slice(0, s.hosts);
         const sample =
           s.way === "provider" || s.way === "rpc-floor" ? await runProvider(programDir, PROBE, s.workload, hosts, s.plan!, s.way === "rpc-floor")
           : s.way === "floor" ? await runFloor(lab, s.workload, hosts[0], s.perHost)
           : await runPerResource(lab, hosts[0], s.perHost);
         s.samples.push(sample);
-        log(`rep ${rep}/${REPS} ${s.key}: create ${fmt(sample.createMs / 1000)} s, refresh ${fmt((sample.refreshMs ?? NaN) / 1000)} s, ` +
+        log(`rep ${rep}/${repsOf(s)} ${s.key}: create ${fmt(sample.createMs / 1000)} s, refresh ${fmt((sample.refreshMs ?? NaN) / 1000)} s, ` +
           `no-change up ${fmt((sample.noChangeUpMs ?? NaN) / 1000)} s, delete ${fmt(sample.deleteMs / 1000)} s, ${sample.sshConnections} SSH connection(s)` +
           (sample.createCommandsPerDevice !== undefined
             ? `, ${fmt(sample.createCommandsPerDevice, 2)}/${fmt(sample.refreshCommandsPerDevice, 2)}/${fmt(sample.deleteCommandsPerDevice, 2)} round trips per device, ` +
@@ -137,7 +143,7 @@ function buildReport(scenarios: Scenario[], providerBytes: number | undefined, t
   const cpus = os.cpus();
   const load = os.loadavg().map((x) => x.toFixed(1)).join(" ");
   const machine = `${cpus.length} cores (${cpus[0]?.model.trim() ?? "unknown CPU"}), Linux ${os.release()}, Node ${process.version}, load average at the end ${load}`;
-  lines.push("", `pulumi-netdev benchmark, ${date}, ${machine}`, `medians of ${REPS} repetitions, ${CONCURRENCY} operations in flight`, "");
+  lines.push("", `pulumi-netdev benchmark, ${date}, ${machine}`, `medians of ${REPS} repetitions (${BIG_REPS} for ${BIG} devices or more), ${CONCURRENCY} operations in flight`, "");
   lines.push("| way | workload | devices | create s | create dev/s | refresh s | refresh dev/s | no-change up s | delete s | delete dev/s | SSH connections | round trips/device (create/refresh/delete) | provider host peak RSS MiB |");
   lines.push("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
   for (const s of scenarios) {
@@ -223,6 +229,7 @@ function buildReport(scenarios: Scenario[], providerBytes: number | undefined, t
     date: new Date().toISOString(),
     machine: { cpus: cpus.length, cpuModel: cpus[0]?.model.trim(), memoryMiB: Math.round(os.totalmem() / 2 ** 20), kernel: os.release(), node: process.version, loadAverage: os.loadavg() },
     repetitions: REPS,
+    bigRepetitions: BIG_REPS,
     concurrency: CONCURRENCY,
     providerBytes,
     scenarios: scenarios.map((s) => ({ key: s.key, way: s.way, workload: s.workload.name, hosts: s.hosts, unitsPerHost: s.perHost, devices: devices(s), median: med.get(s.key), samples: s.samples })),
