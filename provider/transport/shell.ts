@@ -21,8 +21,8 @@ import type { RunResult } from "./types";
  * start with a random part per shell, so no output can imitate them.
  */
 export class RemoteShell {
-  private out: Buffer = Buffer.alloc(0);
-  private err: Buffer = Buffer.alloc(0);
+  private readonly out = new Incoming();
+  private readonly err = new Incoming();
   private pending?: { marker: string; resolve: (r: RunResult) => void; reject: (e: Error) => void };
   private closed = false;
   private readonly id = `ND${randomBytes(12).toString("hex")}x`;
@@ -33,11 +33,11 @@ export class RemoteShell {
     private readonly lost: () => Error,
   ) {
     channel.on("data", (d: Buffer) => {
-      this.out = this.out.length ? Buffer.concat([this.out, d]) : d;
+      this.out.append(d);
       this.settle();
     });
     channel.stderr.on("data", (d: Buffer) => {
-      this.err = this.err.length ? Buffer.concat([this.err, d]) : d;
+      this.err.append(d);
       this.settle();
     });
     channel.on("error", () => undefined); // the close that follows reports it
@@ -114,19 +114,72 @@ export class RemoteShell {
   private settle(): void {
     const p = this.pending;
     if (!p) return;
-    const status = this.out.indexOf(`\n${p.marker} `);
+    const status = this.out.find(`\n${p.marker} `);
     if (status < 0) return;
-    const eol = this.out.indexOf("\n", status + p.marker.length + 2);
-    const errEnd = this.err.indexOf(`\n${p.marker}\n`);
+    const eol = this.out.bytes().indexOf("\n", status + p.marker.length + 2);
+    const errEnd = this.err.find(`\n${p.marker}\n`);
     if (eol < 0 || errEnd < 0) return;
     const result: RunResult = {
-      stdout: this.out.subarray(0, status).toString("utf8"),
-      stderr: this.err.subarray(0, errEnd).toString("utf8"),
-      code: Number(this.out.subarray(status + p.marker.length + 2, eol).toString("ascii")),
+      stdout: this.out.bytes().subarray(0, status).toString("utf8"),
+      stderr: this.err.bytes().subarray(0, errEnd).toString("utf8"),
+      code: Number(this.out.bytes().subarray(status + p.marker.length + 2, eol).toString("ascii")),
     };
-    this.out = this.out.subarray(eol + 1);
-    this.err = this.err.subarray(errEnd + p.marker.length + 2);
+    this.out.drop(eol + 1);
+    this.err.drop(errEnd + p.marker.length + 2);
     this.pending = undefined;
     p.resolve(result);
+  }
+}
+
+/**
+ * One stream's bytes as they arrive, until a command's answer is complete. An answer
+ * can be megabytes (`ip -j -d addr show` of 2,000 devices is 2.3 MB) arriving in
+ * 32 KiB SSH packets: joining the whole buffer with each packet and searching it from
+ * the start again copied and scanned O(size²) bytes (measured: 0.57 s for 2.3 MB,
+ * 6.7 s for 10 MB). The buffer grows by doubling and a search resumes where the last
+ * one stopped, so an answer costs time linear in its size.
+ */
+class Incoming {
+  private buf = Buffer.alloc(0);
+  private length = 0;
+  /** No match of `needle` starts before this offset. */
+  private searched = 0;
+  private needle = "";
+
+  append(d: Buffer): void {
+    if (this.length + d.length > this.buf.length) {
+      const grown = Buffer.allocUnsafe(Math.max(2 * this.buf.length, this.length + d.length, 4096));
+      this.buf.copy(grown, 0, 0, this.length);
+      this.buf = grown;
+    }
+    d.copy(this.buf, this.length);
+    this.length += d.length;
+  }
+
+  bytes(): Buffer {
+    return this.buf.subarray(0, this.length);
+  }
+
+  /** Offset of `needle` (ASCII), or -1; searches only bytes not searched for it before. */
+  find(needle: string): number {
+    if (needle !== this.needle) {
+      this.needle = needle;
+      this.searched = 0;
+    }
+    const at = this.bytes().indexOf(needle, this.searched);
+    this.searched = at >= 0 ? at : Math.max(0, this.length - needle.length + 1);
+    return at;
+  }
+
+  /** Forgets the first `n` bytes (a command's answer, once taken). */
+  drop(n: number): void {
+    const rest = this.length - n;
+    if (this.buf.length > 1 << 20 && rest < 4096) {
+      // Do not keep a buffer an outsized answer grew to.
+      this.buf = Buffer.from(this.buf.subarray(n, this.length));
+    } else this.buf.copy(this.buf, 0, n, this.length);
+    this.length = rest;
+    this.needle = "";
+    this.searched = 0;
   }
 }
