@@ -229,6 +229,9 @@ export const vxlan = {
       ["TOS", d.tos],
       ["MacLearning", d.learning],
       ["FDBAgeingSec", d.ageing],
+      // `ip link add` leaves the kernel's default (IPv4 UDP checksums on); networkd
+      // always sends its own default, off, unless told.
+      ["UDPChecksum", true],
       // Without an underlay device no parent .network names it; Independent= creates it on its own.
       ["Independent", d.dev === undefined ? true : undefined],
     ]);

@@ -243,7 +243,7 @@ interface BuiltImage {
   meta: ImageMeta;
 }
 
-async function run(cmd: string, args: string[], cwd?: string): Promise<string> {
+export async function run(cmd: string, args: string[], cwd?: string): Promise<string> {
   try {
     const { stdout } = await execFileAsync(cmd, args, { cwd, maxBuffer: 64 << 20 });
     return stdout;
@@ -257,7 +257,7 @@ async function run(cmd: string, args: string[], cwd?: string): Promise<string> {
  * resolveKernelPackage(), remembered until the apt package lists change: apt-cache
  * takes 1-4 s here (no pkgcache.bin, so it re-parses every list on each call).
  */
-async function cachedKernelPackage(): Promise<{ pkg: string; version: string }> {
+export async function cachedKernelPackage(): Promise<{ pkg: string; version: string }> {
   const file = path.join(CACHE_DIR, "kernel-package.json");
   const lists = () => fs.statSync("/var/lib/apt/lists", { throwIfNoEntry: false })?.mtimeMs ?? 0;
   try {
@@ -578,7 +578,7 @@ function installExitHook(): void {
   });
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.unref();
@@ -591,7 +591,7 @@ function freePort(): Promise<number> {
 }
 
 /** POSIX single-quoting: SSH sends one command string that the remote shell splits. */
-function shellQuote(arg: string): string {
+export function shellQuote(arg: string): string {
   return `'${arg.replace(/'/g, `'\\''`)}'`;
 }
 
@@ -799,7 +799,7 @@ async function waitForListener(port: number, deadline: number): Promise<void> {
  * Kills QEMU if this test process dies without running its 'exit' handlers
  * (SIGKILL, SIGTERM from a test runner). A detached shell polls both PIDs.
  */
-function watchdog(child: ChildProcess): void {
+export function watchdog(child: ChildProcess): void {
   if (!child.pid) return;
   const script =
     `while kill -0 ${process.pid} 2>/dev/null && kill -0 ${child.pid} 2>/dev/null; do sleep 1; done; ` +

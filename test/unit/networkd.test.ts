@@ -363,6 +363,7 @@ describe("networkd renderers", () => {
       TOS=8
       MacLearning=no
       FDBAgeingSec=120
+      UDPChecksum=yes
       == vx0.network
       # H
 
@@ -407,6 +408,7 @@ describe("networkd renderers", () => {
       Remote=192.0.2.9
       DestinationPort=4789
       TTL=0
+      UDPChecksum=yes
       Independent=yes
       == vx1.network
       # H
@@ -434,6 +436,7 @@ describe("networkd renderers", () => {
       VNI=8
       Group=239.1.1.1
       DestinationPort=4789
+      UDPChecksum=yes
       == vx2.network
       # H
 
