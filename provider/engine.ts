@@ -54,6 +54,11 @@ export function configureDefaults(get: (key: string) => string | undefined): voi
   persistDefault = get("persist") === "true";
 }
 
+/** Stack config `netdev:persist` (resources apply it where they can persist). */
+export function persistByDefault(): boolean {
+  return persistDefault;
+}
+
 /** Tests swap the SSH transport for a fake or local one. */
 export function setTransportFactory(factory: (c: Connection) => Transport): void {
   makeTransport = factory;
@@ -409,7 +414,7 @@ export class LinkEngine<K extends LinkKind = LinkKind> implements ResourceRuntim
       await persist.removeFiles(t, previous);
       return rest;
     }
-    return { ...rest, persist: true, persistedFiles: await persist.writeFiles(t, this.kind, d, outs, previous) };
+    return { ...rest, persist: true, persistedFiles: await persist.writeLinkFiles(t, this.kind, d, outs, previous) };
   }
 
   /**

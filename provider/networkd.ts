@@ -23,7 +23,7 @@ export interface UnitFile {
  */
 export interface NetworkdFiles {
   units: UnitFile[];
-  others: { device: string; entries: [string, string][] }[];
+  others: { device: string; entries: [string, string][]; sections?: Section[] }[];
 }
 
 /** Facts the files need that the inputs do not fix; read from the kernel after the write. */

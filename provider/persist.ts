@@ -31,8 +31,14 @@ const REMOVE_SCRIPT =
   'while [ "$1" != "--" ]; do rm -f -- "$1"; shift; done; shift; ' +
   'for d; do rmdir -- "$d" 2>/dev/null || continue; f="${d%.d}"; head -n 1 -- "$f" 2>/dev/null | grep -q "^# pulumi-netdev: holds drop-ins" && rm -f -- "$f"; done; exit 0';
 
-function header(kind: LinkKind, d: Desired): string {
-  return `Managed by pulumi-netdev: ${kind.resource} ${d.name} (persist: true).\nEdits are reported as drift by \`pulumi refresh\` and replaced by the next \`pulumi up\`.`;
+/** The resource the files belong to: named in their header; `name` also names its drop-ins. */
+export interface Owner {
+  resource: string;
+  name: string;
+}
+
+function header(owner: Owner): string {
+  return `Managed by pulumi-netdev: ${owner.resource} ${owner.name} (persist: true).\nEdits are reported as drift by \`pulumi refresh\` and replaced by the next \`pulumi up\`.`;
 }
 
 /**
@@ -79,11 +85,12 @@ async function dropInDir(t: Transport, device: string): Promise<{ dir: string; h
 }
 
 /** The files to write: path → text. `dirs`: drop-in directories of `others`, resolved on the host. */
-function plan(kind: LinkKind, d: Desired, files: NetworkdFiles, dirs: { dir: string; holder?: string }[]): Map<string, string> {
+function plan(owner: Owner, files: NetworkdFiles, dirs: { dir: string; holder?: string }[]): Map<string, string> {
   const out = new Map<string, string>();
-  for (const u of files.units) out.set(`${NETWORK_DIR}/${PREFIX}${u.device}.${u.type}`, renderUnit(header(kind, d), u));
+  for (const u of files.units) out.set(`${NETWORK_DIR}/${PREFIX}${u.device}.${u.type}`, renderUnit(header(owner), u));
   files.others.forEach((o, i) => {
-    out.set(`${dirs[i].dir}/${PREFIX}${d.name}.conf`, renderUnit(header(kind, d), { sections: [{ name: "Network", entries: o.entries }] }));
+    const sections = [...(o.entries.length ? [{ name: "Network", entries: o.entries }] : []), ...(o.sections ?? [])];
+    out.set(`${dirs[i].dir}/${PREFIX}${owner.name}.conf`, renderUnit(header(owner), { sections }));
   });
   return out;
 }
@@ -100,11 +107,15 @@ async function writeOne(t: Transport, path: string, text: string): Promise<void>
  * Writes (or rewrites) every file of the resource and verifies each by reading it
  * back. `previous`: the files recorded before; those no longer planned are removed.
  */
-export async function writeFiles(t: Transport, kind: LinkKind, d: Desired, outs: Record<string, any>, previous: PersistedFile[] = []): Promise<PersistedFile[]> {
-  const files = kind.networkd(d, await factsFor(t, d, outs));
+export async function writeLinkFiles(t: Transport, kind: LinkKind, d: Desired, outs: Record<string, any>, previous: PersistedFile[] = []): Promise<PersistedFile[]> {
+  return writeFiles(t, { resource: kind.resource, name: d.name }, kind.networkd(d, await factsFor(t, d, outs)), previous);
+}
+
+/** Writes the rendered files of `owner` (see writeLinkFiles). */
+export async function writeFiles(t: Transport, owner: Owner, files: NetworkdFiles, previous: PersistedFile[] = []): Promise<PersistedFile[]> {
   const dirs = [];
   for (const o of files.others) dirs.push(await dropInDir(t, o.device));
-  const planned = plan(kind, d, files, dirs);
+  const planned = plan(owner, files, dirs);
   // Holder files first: a drop-in directory without its .network is read by nobody.
   for (const dir of dirs) {
     if (!dir.holder) continue;

@@ -2,11 +2,13 @@ import { isIP } from "node:net";
 import { isDeepStrictEqual } from "node:util";
 import { z } from "zod";
 import { connectionInputSchema } from "../connection";
-import { checkInputs, diffInputs, guardedWrite, makeId, resolveConnection, type ResourceRuntime, stripUndefined, transportFor } from "../engine";
+import { checkInputs, diffInputs, guardedWrite, makeId, persistByDefault, resolveConnection, type ResourceRuntime, stripUndefined, transportFor } from "../engine";
 import { NetdevError } from "../errors";
 import { ipArgv } from "../iproute/link";
 import { defaultMetric, type Family, protocolNumber, readRoutes, type RouteJson, routeFields, routePrefix } from "../iproute/route";
-import { canonicalIp, ifname, ipAddress, netnsName, UNKNOWN } from "../schema";
+import { type NetworkdFiles, section } from "../networkd";
+import * as persist from "../persist";
+import { canonicalIp, containsUnknown, ifname, ipAddress, netnsName, UNKNOWN } from "../schema";
 import { runSteps } from "../steps";
 import type { Transport } from "../transport/types";
 import { readUntilConverged } from "../verify";
@@ -73,6 +75,12 @@ export const routeFieldsSchema = {
   type: z.enum(ROUTE_TYPES).default("unicast"),
   /** Take over an existing route with the same identity (namespace, table, family, destination, metric) instead of failing. Default false. */
   adopt: z.boolean().default(false),
+  /**
+   * Keep the route across a reboot: a `[Route]` drop-in for the `.network` of its
+   * device (README "Surviving reboots"). Unicast routes in the host's namespace only.
+   * Default: stack config `netdev:persist` where it applies, else false.
+   */
+  persist: z.boolean().optional(),
 };
 
 type RouteInputs = z.infer<z.ZodObject<typeof routeFieldsSchema>>;
@@ -111,7 +119,50 @@ const schema = z.strictObject(routeFieldsSchema).superRefine((v, ctx) => {
     ctx.addIssue({ code: "custom", path: ["via"], message: "or device is required for a unicast route" });
   }
   if (v.onlink && v.device === undefined) ctx.addIssue({ code: "custom", path: ["onlink"], message: "needs device (the gateway is declared reachable on it)" });
+  if (v.persist === true) {
+    if (v.namespace !== undefined)
+      ctx.addIssue({ code: "custom", path: ["persist"], message: `cannot be set on a route inside a network namespace (namespace "${v.namespace}"): systemd-networkd configures the host's own namespace only` });
+    if (v.type !== "unicast")
+      ctx.addIssue({ code: "custom", path: ["persist"], message: `cannot be set on a ${v.type} route: networkd writes routes into a device's .network, and a ${v.type} route has no device` });
+  }
 });
+
+/**
+ * The route as a `[Route]` section for the `.network` of `device` (the one it
+ * leaves through: `device`, else the kernel's). Protocol and metric are always
+ * written: networkd's own defaults (static; its metric) differ from `ip route add`'s.
+ */
+export function routeNetworkd(d: RouteInputs, device: string): NetworkdFiles {
+  const { prefix, metric } = identity(d);
+  const route = section("Route", [
+    ["Destination", prefix],
+    ["Gateway", d.via],
+    ["PreferredSource", d.source],
+    ["Metric", metric],
+    ["Table", d.table === "main" ? undefined : d.table],
+    ["Scope", d.scope],
+    ["Protocol", d.protocol ?? "boot"],
+    ["GatewayOnLink", d.onlink || undefined],
+  ]);
+  return { units: [], others: [{ device, entries: [], sections: [route] }] };
+}
+
+/** Names the route's drop-in: its identity, in characters a file name can hold. */
+function routeOwner(d: RouteInputs): persist.Owner {
+  const { family, prefix, table, metric } = identity(d);
+  return { resource: "Route", name: `route-${family}-${table}-${prefix}-${metric}`.replace(/[^A-Za-z0-9._-]/g, "_") };
+}
+
+async function persisted(t: Transport, d: RouteInputs, r: RouteJson, outs: Record<string, unknown>, previous?: persist.PersistedFile[]): Promise<Record<string, unknown>> {
+  const { persistedFiles: _old, ...rest } = outs;
+  if (!d.persist) {
+    await persist.removeFiles(t, previous);
+    return rest;
+  }
+  const device = d.device ?? r.dev;
+  if (!device) throw new NetdevError(`${t.label}: ${describe(d)} has no device to persist it with`);
+  return { ...rest, persist: true, persistedFiles: await persist.writeFiles(t, routeOwner(d), routeNetworkd(d, device), previous) };
+}
 
 /** The kernel's key of a route: changing any of these is a different route. */
 function identity(d: RouteInputs) {
@@ -210,7 +261,13 @@ function routeId(connection: Parameters<typeof makeId>[0], d: RouteInputs): stri
  */
 export const route: ResourceRuntime & { inputFields: typeof routeFieldsSchema } = {
   inputFields: routeFieldsSchema,
-  check: (_olds, news) => checkInputs(schema, news),
+  async check(_olds, news) {
+    const result = await checkInputs(schema, news);
+    const v = result.inputs;
+    // netdev:persist applies where it can: unicast routes in the host's namespace.
+    if (result.failures.length === 0 && v.persist === undefined && persistByDefault() && v.namespace === undefined && v.type === "unicast" && !containsUnknown(v)) v.persist = true;
+    return result;
+  },
 
   async diff(_id, olds, news) {
     const result = diffInputs(olds, news, ["namespace", "destination", "table", "metric"]);
@@ -234,11 +291,18 @@ export const route: ResourceRuntime & { inputFields: typeof routeFieldsSchema } 
     const d = inputs as RouteInputs;
     const connection = resolveConnection(d.connection);
     const t = transportFor(d.connection);
+    if (d.persist) await persist.preflight(t);
     const existing = await readRoute(t, d);
     if (existing && !d.adopt)
       throw new NetdevError(`${t.label}: ${describe(d)} already exists; it was left untouched. Set adopt: true to take it over, or choose another metric or table`);
     const r = existing && mismatches(d, existing).length === 0 ? existing : await converge(t, d, existing ? routeReplaceArgv(d) : routeAddArgv(d));
-    return { id: routeId(connection, d), outs: outputs(d, r) };
+    try {
+      return { id: routeId(connection, d), outs: await persisted(t, d, r, outputs(d, r)) };
+    } catch (err) {
+      // A route the state will not know of must not stay (one we adopted was there before us).
+      if (!existing) await runSteps(t, [routeDelArgv(d, r)]).catch(() => undefined);
+      throw err;
+    }
   },
 
   async read(id, props) {
@@ -247,18 +311,24 @@ export const route: ResourceRuntime & { inputFields: typeof routeFieldsSchema } 
     const r = await readRoute(t, d);
     // The kernel removes a route with its device: gone, like a deleted device.
     if (!r) return { id: "", props: {} };
-    return { id, props: outputs(d, r) };
+    const outs = outputs(d, r);
+    // Files edited or removed outside Pulumi show up as `persist: false`.
+    if (props.persist) outs.persist = await persist.filesIntact(t, props.persistedFiles ?? []);
+    return { id, props: stripUndefined({ ...outs, persistedFiles: props.persistedFiles }) };
   },
 
-  async update(_id, _olds, news) {
+  async update(_id, olds, news) {
     const d = news as RouteInputs;
     const t = transportFor(d.connection);
-    return { outs: outputs(d, await converge(t, d, routeReplaceArgv(d))) };
+    if (d.persist && !olds.persistedFiles?.length) await persist.preflight(t);
+    const r = await converge(t, d, routeReplaceArgv(d));
+    return { outs: await persisted(t, d, r, outputs(d, r), olds.persistedFiles) };
   },
 
   async delete(_id, props) {
     const d = props as RouteInputs;
     const t = transportFor(d.connection);
+    await persist.removeFiles(t, props.persistedFiles);
     const r = await readRoute(t, d);
     if (!r) return;
     const del = routeDelArgv(d, r);

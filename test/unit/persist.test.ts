@@ -206,3 +206,40 @@ describe("check: what networkd cannot carry", () => {
     expect((await provider("Bridge").check({}, { connection: conn, name: "br0" })).inputs.persist).toBeUndefined();
   });
 });
+
+describe("Route: a [Route] drop-in for the .network of its device", () => {
+  it("golden: every field networkd takes; protocol and metric always written", async () => {
+    const { routeNetworkd } = await import("../../provider/kinds/route");
+    const { renderUnit } = await import("../../provider/networkd");
+    const d = (await checked("Route", { destination: "10.9.0.0/24", via: "192.0.2.254", device: "br0", source: "192.0.2.1", table: 100, scope: "global", protocol: "static", onlink: true, persist: true })) as any;
+    const files = routeNetworkd(d, "br0");
+    expect(files.units).toEqual([]);
+    expect(files.others.map((o) => [o.device, renderUnit("H", { sections: o.sections! })])).toEqual([
+      ["br0", "# H\n\n[Route]\nDestination=10.9.0.0/24\nGateway=192.0.2.254\nPreferredSource=192.0.2.1\nMetric=0\nTable=100\nScope=global\nProtocol=static\nGatewayOnLink=yes\n"],
+    ]);
+    const v6 = (await checked("Route", { destination: "default", via: "2001:db8::1", persist: true })) as any;
+    expect(renderUnit("H", { sections: routeNetworkd(v6, "eth0").others[0].sections! })).toBe("# H\n\n[Route]\nDestination=::/0\nGateway=2001:db8::1\nMetric=1024\nProtocol=boot\n");
+  });
+
+  it("create writes the drop-in into the device's networkd file, named by the route's identity", async () => {
+    const disk = networkdHost({ networkFile: { eth0: "/etc/systemd/network/10-uplink.network" } });
+    let routes: unknown[] = [];
+    fake.on(["ip", "-j", "-4", "route", "show"], () => ({ stdout: JSON.stringify(routes) }));
+    fake.on(["ip", "route", "add"], () => {
+      routes = [{ dst: "10.9.0.0/24", gateway: "10.0.2.2", dev: "eth0", protocol: "boot", flags: [] }];
+      return {};
+    });
+    const { outs } = await provider("Route").create(await checked("Route", { destination: "10.9.0.0/24", via: "10.0.2.2", persist: true }));
+    const path = "/etc/systemd/network/10-uplink.network.d/60-pulumi-netdev-route-4-main-10.9.0.0_24-0.conf";
+    expect([...disk.keys()]).toEqual([path]);
+    expect(disk.get(path)).toContain("[Route]\nDestination=10.9.0.0/24\nGateway=10.0.2.2\nMetric=0\nProtocol=boot\n");
+    expect(outs.persistedFiles).toEqual([{ path, sha256: sha(disk.get(path)!) }]);
+  });
+
+  it("check: not in a namespace, not for a route without a device", async () => {
+    const ns = await provider("Route").check({}, { connection: conn, destination: "10.9.0.0/24", device: "eth0", namespace: "n1", persist: true });
+    expect(ns.failures).toEqual([{ property: "persist", reason: expect.stringContaining('inside a network namespace (namespace "n1")') }]);
+    const bh = await provider("Route").check({}, { connection: conn, destination: "10.9.0.0/24", type: "blackhole", persist: true });
+    expect(bh.failures).toEqual([{ property: "persist", reason: expect.stringContaining("cannot be set on a blackhole route") }]);
+  });
+});
