@@ -536,6 +536,12 @@ export interface RouteArgs {
   type?: pulumi.Input<"unicast" | "blackhole" | "unreachable" | "prohibit">;
   /** Take over an existing route with the same identity (namespace, table, family, destination, metric) instead of failing. Default false. */
   adopt?: pulumi.Input<boolean>;
+  /**
+   * Keep the route across a reboot: a `[Route]` drop-in for the `.network` of its
+   * device (README "Surviving reboots"). Unicast routes in the host's namespace only.
+   * Default: stack config `netdev:persist` where it applies, else false.
+   */
+  persist?: pulumi.Input<boolean>;
 }
 
 /** Inputs of {@link Interface}. */
@@ -767,6 +773,6 @@ export const OUTPUT_NAMES: { readonly [R in keyof ArgsByResource]: readonly stri
   Vlan: ["name", "namespace", "mtu", "macAddress", "up", "master", "addresses", "adopt", "persist", "bridgePort", "bondPort", "parent", "vlanId", "protocol", "reorderHdr", "gvrp", "mvrp", "looseBinding", "ingressQosMap", "egressQosMap", "ifindex", "operState", "persistedFiles"],
   Bond: ["name", "namespace", "mtu", "macAddress", "up", "master", "addresses", "adopt", "persist", "bridgePort", "bondPort", "mode", "miimon", "updelay", "downdelay", "lacpRate", "xmitHashPolicy", "primary", "minLinks", "arpInterval", "arpIpTargets", "slaves", "activeSlave", "ifindex", "operState", "persistedFiles"],
   Namespace: ["name", "adopt", "persist"],
-  Route: ["namespace", "destination", "via", "device", "source", "metric", "table", "scope", "protocol", "onlink", "type", "adopt", "family"],
+  Route: ["namespace", "destination", "via", "device", "source", "metric", "table", "scope", "protocol", "onlink", "type", "adopt", "persist", "family"],
   Interface: ["name", "namespace", "mtu", "macAddress", "master", "addresses", "bridgePort", "bondPort", "up", "moveAddresses", "ifindex", "operState", "original", "moved"],
 };
