@@ -182,6 +182,21 @@ hostSuite("safe apply on a namespace host reached through its eth0", netnsPrereq
     // Back to 1500 (also guarded, also confirmed).
     await (await change("VethPair", outs, { ...eth0Adopt, mtu: before.mtu })).apply();
     expect(await eth0View()).toEqual(before);
+    // The overhead, measured against the same change with safe apply off (and the session's facts cached).
+    const measure = async (safeApply: { enabled?: boolean; rollbackAfterSeconds: number }, mtu: number, from: Record<string, any>) => {
+      const c0 = sshStats.commandsRun;
+      const o0 = sshStats.connectionsOpened;
+      const t1 = Date.now();
+      const r = await (await change("VethPair", from, { ...eth0Adopt, connection: { ...conn, safeApply }, mtu })).apply();
+      return { outs: r.outs, ms: Date.now() - t1, commands: sshStats.commandsRun - c0, connections: sshStats.connectionsOpened - o0 };
+    };
+    await transportFor(conn).run(["true"]);
+    const off = await measure({ enabled: false, rollbackAfterSeconds: WINDOW }, 1450, outs);
+    const on = await measure({ rollbackAfterSeconds: WINDOW }, 1500, off.outs);
+    console.log(`[safe-apply] same mtu change on eth0: unguarded ${off.ms} ms, ${off.commands} commands, ${off.connections} connections; guarded ${on.ms} ms, ${on.commands} commands, ${on.connections} connections`);
+    expect(on.connections - off.connections).toBe(1);
+    expect(off.connections).toBe(0);
+    expect(await eth0View()).toEqual(before);
   }, 90_000);
 
   it("a write that touches nothing on the session's path opens no connection, runs no extra command and arms nothing", async () => {
