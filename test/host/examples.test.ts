@@ -15,6 +15,11 @@ const EXPECTED: Record<string, { resources: Record<string, number>; exports: str
     exports: ["bridgeIfindex", "tapNames"],
     config: { "kvm-bridge-tap:guests": JSON.stringify(["web", "db", "ci"]) },
   },
+  "kvm-host-bridge": {
+    resources: { Bridge: 1, Interface: 1, TapDevice: 2 },
+    exports: ["bridgeIfindex", "movedAddresses", "tapNames"],
+    config: { "kvm-host-bridge:uplink": "enp1s0" },
+  },
   "container-veth-netns": {
     resources: { Bridge: 1, Namespace: 2, VethPair: 2 },
     exports: ["bridgeIfindex", "containerNetworks"],
@@ -192,6 +197,19 @@ function expectWiring(x: string, run: Awaited<ReturnType<typeof runExample>>) {
     case "macvtap-vm": {
       const [m] = of("MacvtapLink");
       expect(m.inputs).toMatchObject({ parent: "enp1s0", mode: "bridge" });
+      break;
+    }
+    case "kvm-host-bridge": {
+      const [br] = of("Bridge");
+      const [nic] = of("Interface");
+      expect(br.inputs).toMatchObject({ name: "br0", vlanFiltering: true, vlans: [{ vid: 1, pvid: true, untagged: true }] });
+      expect(nic.inputs).toMatchObject({ name: "enp1s0", master: "br0", moveAddresses: true, bridgePort: { vlans: [{ vid: 1, pvid: true, untagged: true }, { vid: 10 }, { vid: 20 }] } });
+      dependsOn(nic, br);
+      for (const t of of("TapDevice")) {
+        expect(t.inputs.master).toBe("br0");
+        dependsOn(t, br);
+      }
+      expect(of("TapDevice").map((t) => t.inputs.bridgePort.vlans)).toEqual([[{ vid: 10, pvid: true, untagged: true }], [{ vid: 20, pvid: true, untagged: true }]]);
       break;
     }
     case "vlan-on-bond": {

@@ -4,8 +4,13 @@
 // Interface eth0 { master: br0, moveAddresses: true } and a TapDevice on br0 apply
 // over the provider's pooled connection; an independent ssh (a new connection each
 // time, through the same NIC) checks the kernel after every step; destroy gives eth0
-// its address and default route back.
+// its address and default route back. Then the same through the REAL Pulumi
+// provider host (gRPC): examples/kvm-host-bridge, up and destroy, on the same VM.
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { assertBuilt, compileExample, exampleDir, linkExampleDeps, runExample } from "../support/examples";
+import { destroyAll, expectDependencyOrder, providerHost, upEngine } from "../support/host-steps";
+import type { ProviderHost } from "../support/provider-host";
+import { DYNAMIC_TYPE_PREFIX as TYPE, type ResourceState } from "../support/stack";
 import { provider } from "../../provider/runtime";
 import { safeApplyStats } from "../../provider/safeApply";
 import { closeAllConnections, sshStats } from "../../provider/transport/ssh";
@@ -16,14 +21,29 @@ import { hostSuite } from "../support/prereq";
 
 hostSuite("eth0 into br0 with its address and routes, over SSH through eth0", vmPrerequisites().missing, () => {
   let vm: VmHost;
+  const hosts: ProviderHost[] = [];
+  const EXAMPLE = exampleDir("kvm-host-bridge");
+  let compiled: { output: string };
+
+  /** The kernel's VLANs of one device as "vid[P][U]" strings, read independently. */
+  async function vlansOf(dev: string): Promise<string[]> {
+    const all = JSON.parse(await mustRun(vm, ["bridge", "-j", "vlan", "show", "dev", dev]));
+    return (all[0]?.vlans ?? []).flatMap((v: any) => {
+      const ids = Array.from({ length: (v.vlanEnd ?? v.vlan) - v.vlan + 1 }, (_, i) => v.vlan + i);
+      return ids.map((id) => `${id}${(v.flags ?? []).includes("PVID") ? "P" : ""}${(v.flags ?? []).includes("Egress Untagged") ? "U" : ""}`);
+    });
+  }
 
   const defaultRoutes = async () => JSON.parse(await mustRun(vm, ["ip", "-j", "-4", "route", "show", "table", "main", "exact", "0.0.0.0/0"]));
 
   beforeAll(async () => {
-    vm = await startVmHost({ name: "vm-host-bridge" });
+    assertBuilt();
+    linkExampleDeps(EXAMPLE);
+    [compiled, vm] = await Promise.all([compileExample(EXAMPLE), startVmHost({ name: "vm-host-bridge" })]);
     console.log(`[vm-host-bridge] boot-to-SSH ${vm.bootMs} ms`);
   }, 600_000);
   afterAll(async () => {
+    for (const host of hosts) await host.stop();
     closeAllConnections();
     await vm?.stop();
   });
@@ -76,5 +96,54 @@ hostSuite("eth0 into br0 with its address and routes, over SSH through eth0", vm
     await provider("Bridge").delete(br.id, br.outs);
     expect(await ipLink(vm, "br0")).toBeUndefined();
     expect(JSON.parse(await mustRun(vm, ["ip", "-j", "route", "get", "10.0.2.2"]))[0].dev).toBe("eth0");
+  });
+
+  it("examples/kvm-host-bridge through the provider host: up over eth0, VLANs per port, no drift, destroy back to the start", { timeout: 900_000 }, async () => {
+    expect(compiled.output).toBe("");
+    const config = {
+      "netdev:host": vm.connection.host,
+      "netdev:port": String(vm.connection.port),
+      "netdev:user": "root",
+      "netdev:privateKeyPath": vm.connection.privateKeyPath,
+      "netdev:hostKey": vm.connection.hostKey,
+      "kvm-host-bridge:uplink": "eth0",
+    };
+    const host = await providerHost(EXAMPLE, config, hosts);
+    const created: ResourceState[] = [];
+    let t0 = Date.now();
+    const run = await runExample(EXAMPLE, { config, engine: upEngine(host, created) });
+    console.log(`[vm-host-bridge] example up (${created.length} resources) in ${Date.now() - t0} ms`);
+    expectDependencyOrder(created, run.registrations);
+    expect(created.map((c) => `${c.type.slice(TYPE.length)}:${c.name}`).sort()).toEqual(["Bridge:bridge", "Interface:uplink", "TapDevice:tap-db", "TapDevice:tap-web"]);
+
+    // The kernel, read independently over a new SSH connection through eth0 → br0.
+    const eth0 = await ipLink(vm, "eth0");
+    expect(eth0.master).toBe("br0");
+    expect(addrsOf(eth0)).not.toContain("10.0.2.15/24");
+    expect(addrsOf(await ipLink(vm, "br0"))).toContain("10.0.2.15/24");
+    expect(await defaultRoutes()).toEqual([expect.objectContaining({ gateway: "10.0.2.2", dev: "br0" })]);
+    expect((await ipLink(vm, "br0")).linkinfo.info_data.vlan_filtering).toBe(1);
+    expect(await vlansOf("br0")).toEqual(["1PU"]);
+    expect(await vlansOf("eth0")).toEqual(["1PU", "10", "20"]);
+    expect(await vlansOf("tap-web")).toEqual(["10PU"]);
+    expect(await vlansOf("tap-db")).toEqual(["20PU"]);
+    expect(run.outputs.movedAddresses).toEqual(["10.0.2.15/24"]);
+    expect(run.outputs.tapNames).toEqual(["tap-web", "tap-db"]);
+
+    // A refresh finds no drift.
+    for (const c of created) {
+      const read = await host.read(c.urn, c.id, c.outs, c.inputs);
+      expect(read.id, c.name).toBe(c.id);
+      expect((await host.diff(c.urn, c.id, read.props, c.inputs)).changes, c.name).toBe("none");
+    }
+
+    t0 = Date.now();
+    await destroyAll(host, created);
+    console.log(`[vm-host-bridge] example destroy in ${Date.now() - t0} ms`);
+    const back = await ipLink(vm, "eth0");
+    expect(back.master).toBeUndefined();
+    expect(addrsOf(back)).toContain("10.0.2.15/24");
+    expect(await defaultRoutes()).toEqual([expect.objectContaining({ gateway: "10.0.2.2", dev: "eth0" })]);
+    for (const dev of ["br0", "tap-web", "tap-db"]) expect(await ipLink(vm, dev), dev).toBeUndefined();
   });
 });
