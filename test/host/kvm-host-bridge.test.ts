@@ -7,7 +7,7 @@
 // its address and default route back. Then the same through the REAL Pulumi
 // provider host (gRPC): examples/kvm-host-bridge, up and destroy, on the same VM.
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { assertBuilt, compileExample, exampleDir, linkExampleDeps, runExample } from "../support/examples";
+import { assertBuilt, compileExample, runExample, stageExample } from "../support/examples";
 import { destroyAll, expectDependencyOrder, providerHost, upEngine } from "../support/host-steps";
 import type { ProviderHost } from "../support/provider-host";
 import { DYNAMIC_TYPE_PREFIX as TYPE, type ResourceState } from "../support/stack";
@@ -22,7 +22,7 @@ import { hostSuite } from "../support/prereq";
 hostSuite("eth0 into br0 with its address and routes, over SSH through eth0", vmPrerequisites().missing, () => {
   let vm: VmHost;
   const hosts: ProviderHost[] = [];
-  const EXAMPLE = exampleDir("kvm-host-bridge");
+  let EXAMPLE: string;
   let compiled: { output: string };
 
   /** The kernel's VLANs of one device as "vid[P][U]" strings, read independently. */
@@ -38,7 +38,7 @@ hostSuite("eth0 into br0 with its address and routes, over SSH through eth0", vm
 
   beforeAll(async () => {
     assertBuilt();
-    linkExampleDeps(EXAMPLE);
+    EXAMPLE = stageExample("kvm-host-bridge");
     [compiled, vm] = await Promise.all([compileExample(EXAMPLE), startVmHost({ name: "vm-host-bridge" })]);
     console.log(`[vm-host-bridge] boot-to-SSH ${vm.bootMs} ms`);
   }, 600_000);
