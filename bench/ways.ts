@@ -258,7 +258,8 @@ async function withHost<T>(programDir: string, probePath: string, fn: (host: Pro
     },
   });
   try {
-    await host.configure({});
+    // BENCH_SAFE_APPLY='{"enabled":false}': stack config netdev:safeApply, to measure what safe apply costs.
+    await host.configure(process.env.BENCH_SAFE_APPLY ? { "netdev:safeApply": process.env.BENCH_SAFE_APPLY } : {});
     const result = await fn(host, () => probe(host, probeOut));
     const end = await probe(host, probeOut);
     if (end.tcpConnects22 !== end.sshHandshakes) {
