@@ -18,14 +18,14 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { cleanupStaleLabs, netnsPrerequisites, startNetnsLab, type NetnsHost, type NetnsLab } from "../test/hosts/netns";
-import { linkExampleDeps, REPO_ROOT, runExample, stageExample } from "../test/support/examples";
+import { DEMO_EXAMPLE, exampleDir, linkExampleDeps, projectName, REPO_ROOT, runExample, stageExample } from "../test/support/examples";
 import { sshExec } from "../test/support/kernel";
 import { startProviderHost } from "../test/support/provider-host";
 import { DYNAMIC_TYPE_PREFIX, providerHostApi, Stack } from "../test/support/stack";
 
 const REPO = REPO_ROOT;
-const EXAMPLE = path.join(REPO, "examples/vxlan-fabric");
-const PROJECT = "vxlan-fabric";
+const EXAMPLE = exampleDir(DEMO_EXAMPLE);
+const PROJECT = projectName(EXAMPLE);
 const VNI = 42;
 /** Lab ids of this script start with it, so a stale run's leftovers are recognisable. */
 const LAB_PREFIX = "ndemo";

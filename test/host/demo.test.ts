@@ -9,11 +9,11 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { expect, it } from "vitest";
 import { netnsPrerequisites } from "../hosts/netns";
-import { REPO_ROOT } from "../support/examples";
+import { DEMO_EXAMPLE, exampleDir, REPO_ROOT } from "../support/examples";
 import { hostSuite } from "../support/prereq";
 
 const DEMO_JS = path.join(REPO_ROOT, ".cache/demo-build/scripts/demo.js");
-const EXAMPLE = path.join(REPO_ROOT, "examples/vxlan-fabric");
+const EXAMPLE = exampleDir(DEMO_EXAMPLE);
 
 /** The environment without the Pulumi CLI (the demo's no-CLI mode) or the test runner's loader hooks. */
 function demoEnv(): NodeJS.ProcessEnv {

@@ -22,6 +22,8 @@ function findRepoRoot(from: string): string {
   throw new Error(`no pulumi-netdev package.json above ${from}`);
 }
 export const EXAMPLES_DIR = path.join(REPO_ROOT, "examples");
+/** The example `npm run demo` deploys; the root Pulumi.yaml names it as its program (main). */
+export const DEMO_EXAMPLE = "vxlan-fabric";
 
 /** Every example project (a directory with a Pulumi.yaml), sorted by name. */
 export function listExamples(): string[] {
