@@ -40,12 +40,32 @@ hostSuite("safe apply on a namespace host reached through its eth0", netnsPrereq
     // The kernel's own IPv6 link-local address (its local route comes and goes with DAD) is not state anyone set.
     return all.filter((r: { dev?: string; dst: string; type?: string }) => !r.dev?.startsWith("br-") && !(r.type === "local" && r.dst.startsWith("fe80:")));
   };
-  /** Left on the host by safe apply: state dirs under /run (shared with this machine) and timer processes. */
+  /**
+   * Left by safe apply for THIS host: state dirs under /run (shared with the whole
+   * machine, so only those whose undo restores this host's eth0 address) and timer
+   * processes in this host's namespace.
+   */
   const armedLeft = () => {
     const dir = "/run/pulumi-netdev-safe-apply";
-    return fs.existsSync(dir) ? fs.readdirSync(dir) : [];
+    const mine = (d: string) => {
+      try {
+        return fs.readFileSync(path.join(dir, d, "undo"), "utf8").includes(` ${h.address}/`);
+      } catch {
+        return false;
+      }
+    };
+    return fs.existsSync(dir) ? fs.readdirSync(dir).filter(mine) : [];
   };
-  const timersLeft = async () => (await h.exec(["sh", "-c", "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q 'rolled[-]back' && echo ${p#/proc/}; done; true"])).stdout.trim();
+  const timersLeft = async () => {
+    const pids = (await run(["ip", "netns", "pids", h.netns])).stdout.split("\n").filter(Boolean);
+    return pids.filter((p) => {
+      try {
+        return fs.readFileSync(`/proc/${p}/cmdline`, "utf8").includes("rolled-back");
+      } catch {
+        return false;
+      }
+    }).join(" ");
+  };
 
   beforeAll(async () => {
     lab = await startNetnsLab({ hosts: 1 });
