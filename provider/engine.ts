@@ -322,10 +322,10 @@ export class LinkEngine<K extends LinkKind = LinkKind> implements ResourceRuntim
    * Kind changes first, then the common ones (enslaving happens before `up`), then the port's options.
    * `masterKind`: the `info_kind` of the wanted master (a bond needs its slave down).
    */
-  planSteps(d: Desired, mismatches: Mismatch[], link: LinkJson, actual: Record<string, unknown> = {}, masterKind?: string): string[][] {
+  planSteps(d: Desired, mismatches: Mismatch[], link: LinkJson, actual: Record<string, unknown> = {}, masterKind?: string, masterKinds: Record<string, string | undefined> = {}): string[][] {
     const common = mismatches.filter((m) => (COMMON_FIELDS as readonly string[]).includes(m.field));
     const port = mismatches.filter((m) => (PORT_FIELDS as readonly string[]).includes(m.field));
-    const steps = this.kind.updateArgv(d, mismatches.filter((m) => !common.includes(m) && !port.includes(m)), link, actual);
+    const steps = this.kind.updateArgv(d, mismatches.filter((m) => !common.includes(m) && !port.includes(m)), link, actual, masterKinds);
     const have = { master: link.master, addresses: linkAddresses(link, d.addresses), up: isAdminUp(link), masterKind };
     return [...steps, ...genericLinkSteps(d.namespace, d.name, new Set(common.map((m) => m.field)), d as GenericAttributes, have), ...portSteps(d, port)];
   }
@@ -475,7 +475,7 @@ export class LinkEngine<K extends LinkKind = LinkKind> implements ResourceRuntim
   private async converge(t: Transport, d: Desired, link: LinkJson, extra: string[][] = [], companions?: ReadContext["companions"]): Promise<Record<string, any>> {
     let actual = await this.actualState(t, d, link, companions);
     const bad = this.mismatches(d, actual);
-    const steps = [...(bad.length > 0 ? this.planSteps(d, bad, link, actual, await this.wantedMasterKind(t, d, bad)) : []), ...extra];
+    const steps = [...(bad.length > 0 ? this.planSteps(d, bad, link, actual, await this.wantedMasterKind(t, d, bad), await this.otherMasterKinds(t, d, bad)) : []), ...extra];
     const what = `${this.kind.resource} ${d.name} ${bad.length > 0 ? "change" : "finish"}`;
     if (bad.length > 0) ({ link, actual } = await this.verify(t, d, await guardedWrite(t, what, steps, () => this.readDevice(t, d, steps))));
     else if (steps.length > 0) await guardedWrite(t, what, steps, () => runSteps(t, steps));
@@ -486,6 +486,13 @@ export class LinkEngine<K extends LinkKind = LinkKind> implements ResourceRuntim
   async wantedMasterKind(t: Transport, d: Desired, bad: Mismatch[]): Promise<string | undefined> {
     if (!d.master || !bad.some((m) => m.field === "master")) return undefined;
     return (await readLink(t, d.namespace, d.master, LINK_ONLY))?.linkinfo?.info_kind;
+  }
+
+  /** The kinds of the kind's other masters (kind.masters) whose field differs, read together. */
+  private async otherMasterKinds(t: Transport, d: Desired, bad: Mismatch[]): Promise<Record<string, string | undefined>> {
+    const changing = (this.kind.masters?.(d) ?? []).filter((m) => bad.some((b) => b.field === m.field));
+    const links = await Promise.all(changing.map((m) => readLink(t, m.namespace, m.name, LINK_ONLY)));
+    return Object.fromEntries(changing.map((m, i) => [m.field, links[i]?.linkinfo?.info_kind]));
   }
 
   async read(id: string, props: Record<string, any>): Promise<{ id: string; props: Record<string, any> }> {

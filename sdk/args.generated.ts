@@ -144,7 +144,7 @@ export interface VethPairArgs {
   peerMtu?: pulumi.Input<number>;
   /** Ethernet address of the other end. */
   peerMacAddress?: pulumi.Input<string>;
-  /** Bridge or bond (in the peer's namespace) to enslave the other end into. */
+  /** Bridge or bond (in the peer's namespace) to enslave the other end into. Like `master`, enslaving into a bond takes an up end down and up again. */
   peerMaster?: pulumi.Input<string>;
   /** Addresses of the other end (CIDR), reconciled as an exact set like `addresses` (kernel-managed ones are left alone unless listed). */
   peerAddresses?: pulumi.Input<pulumi.Input<string>[]>;

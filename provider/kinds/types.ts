@@ -55,8 +55,15 @@ export interface LinkKind {
    * argv lines that change the kind's own fields in place, one change per line.
    * `actual` is the kernel's view of every field (readFields plus the common
    * ones), for plans that need more than the mismatched fields (a bond's slaves).
+   * `masterKinds`: for each of `masters` whose field differs, the kind of that master.
    */
-  updateArgv(d: Desired, mismatches: Mismatch[], link: LinkJson, actual: Record<string, unknown>): string[][];
+  updateArgv(d: Desired, mismatches: Mismatch[], link: LinkJson, actual: Record<string, unknown>, masterKinds?: Record<string, string | undefined>): string[][];
+  /**
+   * Masters the kind enslaves another device into, by input field (a veth's
+   * `peerMaster`): when such a field differs, the engine reads that master's kind
+   * for updateArgv (enslaving into a bond needs the device down).
+   */
+  masters?(d: Desired): (Companion & { field: string })[];
   /** Extra outputs (e.g. tapDevicePath). */
   outputs?(link: LinkJson, d: Desired): Record<string, unknown>;
   /** Does the kernel's value satisfy the wanted one? Default: deep equality. */

@@ -24,7 +24,7 @@ export const veth = {
     peerMtu: commonLinkFields.mtu,
     /** Ethernet address of the other end. */
     peerMacAddress: commonLinkFields.macAddress,
-    /** Bridge or bond (in the peer's namespace) to enslave the other end into. */
+    /** Bridge or bond (in the peer's namespace) to enslave the other end into. Like `master`, enslaving into a bond takes an up end down and up again. */
     peerMaster: commonLinkFields.master,
     /** Addresses of the other end (CIDR), reconciled as an exact set like `addresses` (kernel-managed ones are left alone unless listed). */
     peerAddresses: commonLinkFields.addresses,
@@ -91,13 +91,21 @@ export const veth = {
       others: [],
     };
   },
-  updateArgv(d, mismatches: Mismatch[], _link: LinkJson) {
+  masters(d) {
+    return d.peerMaster ? [{ field: "peerMaster", namespace: peerNs(d), name: d.peerMaster }] : [];
+  },
+  updateArgv(d, mismatches: Mismatch[], _link: LinkJson, actual: Record<string, unknown> = {}, masterKinds: Record<string, string | undefined> = {}) {
     const by = new Map(mismatches.map((m) => [m.field, m]));
     if (by.has("peerName")) throw new Error(`${d.name}: its peer ${d.peerName} is missing or paired elsewhere; replace the VethPair`);
     // The peer's generic attributes, named peerX here, get the same commands as any device's.
     const fields = new Set([...by.keys()].filter((f) => f in PEER_FIELDS).map((f) => PEER_FIELDS[f]));
     const want = { mtu: d.peerMtu, macAddress: d.peerMacAddress, master: d.peerMaster, addresses: d.peerAddresses, up: d.peerUp };
-    const have = { master: by.get("peerMaster")?.actual as string | undefined, addresses: by.get("peerAddresses")?.actual as string[] | undefined };
+    const have = {
+      master: by.get("peerMaster")?.actual as string | undefined,
+      addresses: by.get("peerAddresses")?.actual as string[] | undefined,
+      up: actual.peerUp as boolean | undefined,
+      masterKind: masterKinds.peerMaster,
+    };
     return genericLinkSteps(peerNs(d), d.peerName, fields, want, have);
   },
 } satisfies LinkKind;

@@ -226,8 +226,9 @@ hostSuite("Vlan and Bond on a VM host", vmPrerequisites().missing, () => {
     await ns.rt.delete(ns.id, ns.outs);
   });
 
-  it("master naming a bond on update: an up veth end is taken down, enslaved and brought up again in one batch", async () => {
+  it("master naming a bond on update: an up veth end is taken down, enslaved and brought up again in one batch (peerMaster too)", async () => {
     const bond = await up("Bond", { connection: conn, name: "bondm", mode: "active-backup", miimon: 100 });
+    const bondP = await up("Bond", { connection: conn, name: "bondp", mode: "active-backup", miimon: 100 });
     const ve = await up("VethPair", { connection: conn, name: "vbm0", peerName: "vbm1", mtu: 1500 });
     expect((await ipLink(vm, "vbm0")).flags).toContain("UP");
     // What the user hit: the kernel refuses to enslave a device that is up.
@@ -235,7 +236,7 @@ hostSuite("Vlan and Bond on a VM host", vmPrerequisites().missing, () => {
     expect(direct.code).not.toBe(0);
     expect(direct.stderr).toMatch(/enslaved while up/);
 
-    const c = await change("VethPair", ve.outs, { ...ve.inputs, master: "bondm" });
+    const c = await change("VethPair", ve.outs, { ...ve.inputs, master: "bondm", peerMaster: "bondp" });
     expect(c.diff.replaces).toEqual([]);
     const updated = (await c.apply()).outs;
     const k = await ipLink(vm, "vbm0");
@@ -243,10 +244,15 @@ hostSuite("Vlan and Bond on a VM host", vmPrerequisites().missing, () => {
     expect(k.flags).toContain("UP");
     expect(k.ifindex).toBe(ve.outs.ifindex);
     expect(await procSlaves("bondm")).toEqual(["vbm0"]);
-    expect(updated).toMatchObject({ master: "bondm", up: true });
+    expect(updated).toMatchObject({ master: "bondm", up: true, peerMaster: "bondp", peerUp: true });
+    const p = await ipLink(vm, "vbm1");
+    expect([p.master, p.flags.includes("UP")]).toEqual(["bondp", true]);
+    expect(await procSlaves("bondp")).toEqual(["vbm1"]);
 
     await ve.rt.delete(ve.id, updated);
     await bond.rt.delete(bond.id, bond.outs);
+    await bondP.rt.delete(bondP.id, bondP.outs);
     expect(await ipLink(vm, "bondm")).toBeUndefined();
+    expect(await ipLink(vm, "bondp")).toBeUndefined();
   });
 });

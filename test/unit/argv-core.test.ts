@@ -203,6 +203,15 @@ describe("LinkEngine.planSteps ordering", () => {
       ["ip", "link", "set", "dev", "br-ut", "down"],
     ]);
     expect(engine.planSteps({ ...d, master: "br-top" }, [mm("master", "br-top", undefined)], link, {}, "bridge")).toEqual([["ip", "link", "set", "dev", "br-ut", "master", "br-top"]]);
+    // A veth's other end, through the same planner, with the kind of its master read by the engine.
+    const ve = fixture("veth-same-ns-a");
+    const v = { name: "ve-a", namespace: "ut-rec-a", peerName: "ve-b", peerMaster: "bondp", peerUp: true };
+    expect(new LinkEngine(veth).planSteps(v, [mm("peerMaster", "bondp", undefined)], ve, { peerUp: true }, undefined, { peerMaster: "bond" })).toEqual([
+      ["ip", "-n", "ut-rec-a", "link", "set", "dev", "ve-b", "down"],
+      ["ip", "-n", "ut-rec-a", "link", "set", "dev", "ve-b", "master", "bondp"],
+      ["ip", "-n", "ut-rec-a", "link", "set", "dev", "ve-b", "up"],
+    ]);
+    expect(veth.masters!(v)).toEqual([{ field: "peerMaster", namespace: "ut-rec-a", name: "bondp" }]);
     const down = { ...link, flags: link.flags.filter((f) => f !== "UP") };
     expect(engine.planSteps({ ...d, up: false }, [mm("master", "bond0", undefined)], down, {}, "bond")).toEqual([["ip", "link", "set", "dev", "br-ut", "master", "bond0"]]);
   });
