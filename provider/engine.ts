@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { isDeepStrictEqual } from "node:util";
 import { z } from "zod";
 import { type Connection, connectionDefaultsFromConfig, connectionSchema, mergeConnection, safeApplySchema } from "./connection";
-import { CommandError, ConnectionError, NetdevError, VerificationError } from "./errors";
+import { CommandError, ConnectionError, NetdevError } from "./errors";
 import { ipArgv, isAdminUp, isGoneError, LINK_ONLY, type LinkJson, linkAddresses, readLink, type ReadOptions } from "./iproute/link";
 import type { Desired, LinkKind, Mismatch, ReadContext } from "./kinds/types";
 import { type CheckFailure, commonLinkFields, containsUnknown, UNKNOWN, validate } from "./schema";
@@ -11,6 +11,7 @@ import { commonPersistLimits, type PersistLimit } from "./networkd";
 import * as persist from "./persist";
 import { PORT_FIELDS, portRefine, portState, portSteps } from "./bridgePort";
 import { runSteps } from "./steps";
+import { readUntilConverged } from "./verify";
 import * as safeApply from "./safeApply";
 import { dropPooledConnection, openFreshTransport, SshTransport } from "./transport/ssh";
 import type { Transport } from "./transport/types";
@@ -196,8 +197,6 @@ export function makeId(connection: Connection, namespace: string | undefined, na
 const COMMON_FIELDS = ["mtu", "macAddress", "master", "addresses", "up"] as const;
 /** Inputs that are not device state (`__provider` is the shim module the provider host passes back in). */
 const NOT_DEVICE_STATE = new Set(["__provider", "connection", "adopt", "name", "namespace", "persist", "persistedFiles"]);
-const VERIFY_ATTEMPTS = 5;
-const VERIFY_DELAY_MS = 150;
 
 /**
  * ifalias a create writes right after its add and clears once the device is converged.
@@ -335,17 +334,11 @@ export class LinkEngine<K extends LinkKind = LinkKind> implements ResourceRuntim
    * first mismatch. `first`: a read made right after the write, used as the first attempt.
    */
   async verify(t: Transport, d: Desired, first?: Awaited<ReturnType<LinkEngine["readDevice"]>>): Promise<{ link: LinkJson; actual: Record<string, unknown> }> {
-    let last: Mismatch | undefined;
-    for (let attempt = 0; attempt < VERIFY_ATTEMPTS; attempt++) {
-      if (attempt > 0) await new Promise((r) => setTimeout(r, VERIFY_DELAY_MS * attempt));
-      const { link, companions } = attempt === 0 && first ? first : await this.readDevice(t, d);
-      if (!link) throw new NetdevError(`${t.label}: ${d.name} disappeared right after it was written`);
-      const actual = await this.actualState(t, d, link, companions);
-      const bad = this.mismatches(d, actual);
-      if (bad.length === 0) return { link, actual };
-      last = bad[0];
-    }
-    throw new VerificationError(t.label, d.name, last!.field, last!.desired, last!.actual);
+    const state = async (read: Awaited<ReturnType<LinkEngine["readDevice"]>>) => {
+      if (!read.link) throw new NetdevError(`${t.label}: ${d.name} disappeared right after it was written`);
+      return { link: read.link, actual: await this.actualState(t, d, read.link, read.companions) };
+    };
+    return readUntilConverged(t.label, d.name, async () => state(await this.readDevice(t, d)), (s) => this.mismatches(d, s.actual), first && (await state(first)));
   }
 
   /** `actual`: the kernel's view of `link` when the caller has just read it (saves reading the kind's extra state again). */

@@ -119,4 +119,34 @@ describe("Interface over a scripted transport", () => {
     expect(fake.calls.filter((c) => c.argv.includes("set")).map((c) => c.argv.join(" "))).toEqual(["ip link set dev eth0 mtu 9000", "ip link set dev eth0 mtu 1500"]);
     expect(eth0.mtu).toBe(1500);
   });
+
+  it("a field left out of the inputs later is handed back on the next update", async () => {
+    fake.on(["ip", "link", "set", "dev", "eth0", "mtu"], (a) => {
+      eth0.mtu = Number(a[6]);
+      return {};
+    });
+    fake.on(["ip", "link", "set", "dev", "eth0", "down"], () => {
+      eth0.flags = eth0.flags.filter((f: string) => f !== "UP");
+      return {};
+    });
+    const rt = provider("Interface");
+    fake.on(["ip", "-batch", "-"], (_a, o) => {
+      batches.push(o.stdin ?? "");
+      for (const line of (o.stdin ?? "").trim().split("\n")) {
+        const w = line.split(" ");
+        if (w.includes("mtu")) eth0.mtu = Number(w[w.indexOf("mtu") + 1]);
+        if (w.at(-1) === "down") eth0.flags = eth0.flags.filter((f: string) => f !== "UP");
+        if (w.at(-1) === "up") eth0.flags = [...eth0.flags, "UP"];
+      }
+      return {};
+    });
+    const { outs } = await rt.create(await inputs({ mtu: 9000, up: false }));
+    expect(outs.original).toEqual({ had: ["mtu", "up"], mtu: 1500, up: true });
+    const news = await inputs({ up: false });
+    expect((await rt.diff("id", outs, news)).changes).toBe(true);
+    const { outs: after } = await rt.update("id", outs, news);
+    expect(eth0.mtu).toBe(1500);
+    expect(after.original).toEqual({ had: ["up"], up: true });
+    expect(after.mtu).toBe(1500);
+  });
 });
