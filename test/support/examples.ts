@@ -47,10 +47,11 @@ process.on("exit", () => {
 /**
  * A fresh copy of examples/<name> (its sources, no node_modules or bin) in a temporary
  * directory, with its dependencies linked as {@link linkExampleDeps} lays them out.
- * Removed when the process exits (or by {@link removeStaged}).
+ * Removed when the process exits, or by the next stageExample once that process is gone.
  */
 export function stageExample(name: string, extraDeps: string[] = []): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `netdev-example-${name}-`));
+  removeOrphanedStages();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `netdev-example-${process.pid}-${name}-`));
   staged.push(dir);
   const src = exampleDir(name);
   for (const e of fs.readdirSync(src, { withFileTypes: true })) {
@@ -61,11 +62,22 @@ export function stageExample(name: string, extraDeps: string[] = []): string {
   return dir;
 }
 
-/** Removes a directory made by {@link stageExample} now. */
-export function removeStaged(dir: string): void {
-  if (!staged.includes(dir)) throw new Error(`${dir} was not made by stageExample`);
-  fs.rmSync(dir, { recursive: true, force: true });
+/**
+ * Removes staged copies whose process is gone (vitest ends its workers without
+ * running their exit hooks). Only our own `netdev-example-<pid>-` directories.
+ */
+function removeOrphanedStages(): void {
+  for (const e of fs.readdirSync(os.tmpdir())) {
+    const m = /^netdev-example-(\d+)-/.exec(e);
+    if (!m || Number(m[1]) === process.pid) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ESRCH") fs.rmSync(path.join(os.tmpdir(), e), { recursive: true, force: true });
+    }
+  }
 }
+
 
 /** The project name from Pulumi.yaml (what `new pulumi.Config()` namespaces keys with). */
 export function projectName(dir: string): string {
