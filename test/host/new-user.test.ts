@@ -146,6 +146,20 @@ describe("a new user's project (Pulumi template + npm pack + README quick start)
       expect(v.out).toContain(`Version ${TYPESCRIPTS[alias as keyof typeof TYPESCRIPTS]}`);
     });
 
+    it(`every example program type-checks with the examples' tsconfig.json (the template's) under ${alias}`, async () => {
+      const examples = fs.readdirSync(path.join(REPO_ROOT, "examples")).filter((x) => fs.existsSync(path.join(REPO_ROOT, "examples", x, "Pulumi.yaml")));
+      expect(examples.length).toBeGreaterThanOrEqual(5);
+      const files: string[] = [];
+      for (const x of examples) {
+        // test/unit/setup-docs.test.ts checks each example's tsconfig.json is the template's, so one program checks them all.
+        fs.copyFileSync(path.join(REPO_ROOT, "examples", x, "index.ts"), path.join(project, `example-${x}.ts`));
+        files.push(`example-${x}.ts`);
+      }
+      fs.writeFileSync(path.join(project, "tsconfig.examples.json"), JSON.stringify({ extends: "./tsconfig.json", files }));
+      const r = await run(process.execPath, [tsc[alias], "--noEmit", "-p", "tsconfig.examples.json"], project);
+      expect(r.code, r.out).toBe(0);
+    });
+
     it(`a program using every resource class and output type-checks under ${alias}`, async () => {
       const program = everyResourceProgram(path.join(project, "node_modules/pulumi-netdev"));
       expect(program.classes).toEqual(expect.arrayContaining(["Bridge", "TapDevice", "VethPair", "MacvlanLink", "MacvtapLink", "IpvlanLink", "Vlan", "Vxlan", "Bond", "Namespace", "VxlanFabric"]));

@@ -1,7 +1,7 @@
 // What a new user needs before the first command: the README's prerequisites, the
 // Node version it states, package.json `engines` and the lock file agree with what
 // CI installs and the tests run on.
-import { readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -43,6 +43,13 @@ describe("setup as the README states it", () => {
       .filter(([name, p]) => name !== "" && !p.optional && p.engines?.node && !semver.satisfies(min, p.engines.node))
       .map(([name, p]) => `${name}@${p.version} wants node ${p.engines.node}`);
     expect(refused).toEqual([]);
+  });
+
+  it("every example's tsconfig.json is Pulumi's template's (which TypeScript 5 and 6 accept; test/host/new-user.test.ts compiles them)", () => {
+    const template = readFileSync(join(ROOT, "test/fixtures/pulumi-template/tsconfig.json"), "utf8");
+    const examples = readdirSync(join(ROOT, "examples")).filter((x) => existsSync(join(ROOT, "examples", x, "Pulumi.yaml")));
+    expect(examples.length).toBeGreaterThanOrEqual(5);
+    for (const x of examples) expect(readFileSync(join(ROOT, "examples", x, "tsconfig.json"), "utf8"), x).toBe(template);
   });
 
   it("says the package is not on the registry, and how to install it instead", () => {
