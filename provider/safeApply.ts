@@ -434,7 +434,7 @@ export function forgetSessions(): void {
 
 async function discover(t: Transport): Promise<SessionFacts | undefined> {
   safeApplyStats.discoveries++;
-  const r = await t.run(sh(DISCOVER), { idempotent: true });
+  const r = await t.run(sh(DISCOVER), { idempotent: true, unprivileged: true });
   if (r.code !== 0) throw new NetdevError(`${t.label}: safe apply could not find what carries the SSH session: ${r.stderr.trim() || `exit ${r.code}`}`);
   return parseDiscovery(r.stdout);
 }

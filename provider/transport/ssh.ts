@@ -30,7 +30,7 @@ export class SshTransport implements Transport {
 
   async run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
     const conn = this.connection();
-    if (this.config.sudo) return runAsRoot(conn, this.config, argv, opts.stdin);
+    if (this.config.sudo && !opts.unprivileged) return runAsRoot(conn, this.config, argv, opts.stdin);
     return conn.run(shellCommand(argv), opts.stdin, argv.join(" "));
   }
 }

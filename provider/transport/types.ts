@@ -13,6 +13,13 @@ export interface RunOptions {
    * on turns out to be dead (engine.ts retryReads). Absent: never retried.
    */
   idempotent?: boolean;
+  /**
+   * Run as the login user even when the connection uses sudo: for reads that need no
+   * privilege and must see the login session as it is (safe apply's discovery reads
+   * SSH_CONNECTION, which sudo's env_reset drops, and must work for a user whose
+   * sudoers rule allows only `ip`).
+   */
+  unprivileged?: boolean;
 }
 
 /** The one port between the provider and a host: run an argv, get its output. */
