@@ -434,6 +434,7 @@ export function forgetSessions(): void {
 
 async function discover(t: Transport): Promise<SessionFacts | undefined> {
   safeApplyStats.discoveries++;
+  // As the login user: sudo's env_reset would drop SSH_CONNECTION, and the reads need no privilege.
   const r = await t.run(sh(DISCOVER), { idempotent: true, unprivileged: true });
   if (r.code !== 0) throw new NetdevError(`${t.label}: safe apply could not find what carries the SSH session: ${r.stderr.trim() || `exit ${r.code}`}`);
   return parseDiscovery(r.stdout);
@@ -506,7 +507,10 @@ async function guarded<T>(target: WriteTarget, steps: string[][], write: () => P
   const change = plan.risky.map((r) => `\`${r.argv.join(" ")}\` (${r.reason})`).join("; ");
 
   const dir = `${STATE_DIR}/${Date.now()}-${randomBytes(6).toString("hex")}`;
-  const armed = await t.run(sh(ARM, dir, String(seconds)), { stdin: undo });
+  const armed = await t.run(sh(ARM, dir, String(seconds)), { stdin: undo }).catch((err: Error) => {
+    if (!(err instanceof NetdevError && /sudo refused to run sh/.test(err.message))) throw err;
+    throw new NetdevError(`${t.label}: ${target.what} refused before any change: it is risky (${change}) and safe apply cannot arm a rollback on this host: ${err.message.replace(/^[^:]*: /, "")} (allow sh, setsid, sleep and ip through sudo, or set connection.safeApply.enabled = false)`);
+  });
   if (armed.code === 3) {
     const missing = armed.stdout.replace(/^missing:\s*/, "").trim();
     throw new NetdevError(`${t.label}: ${target.what} refused before any change: it is risky (${change}) and safe apply cannot arm a rollback on this host: missing ${missing} (install it, e.g. util-linux for setsid, or set connection.safeApply.enabled = false)`);

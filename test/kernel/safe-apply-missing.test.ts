@@ -21,7 +21,12 @@ hostSuite("safe apply on a host without setsid", netnsPrerequisites().missing, (
     fs.mkdirSync(bin);
     for (const dir of ["/usr/sbin", "/usr/bin"])
       for (const f of fs.readdirSync(dir)) if (f !== "setsid" && !fs.existsSync(path.join(bin, f))) fs.symlinkSync(path.join(dir, f), path.join(bin, f));
-    lab = await startNetnsLab({ hosts: 1, sshdConfig: [`SetEnv SHLVL=1 PATH=${bin}`] });
+    lab = await startNetnsLab({
+      hosts: 1,
+      sshdConfig: [`SetEnv SHLVL=1 PATH=${bin}`],
+      // Least privilege: this user may run only ip as root.
+      users: [{ suffix: "iponly", password: randomBytes(9).toString("hex"), sudo: "ALL=(root) NOPASSWD: /usr/sbin/ip, /usr/bin/ip, /bin/ip" }],
+    });
     h = lab.hosts[0];
   });
   afterAll(async () => {
@@ -51,5 +56,22 @@ hostSuite("safe apply on a host without setsid", netnsPrerequisites().missing, (
     // Not risky: runs as usual on the same host.
     await rt.delete(br.id, br.outs);
     expect(await ipLink(h, "br-x")).toBeUndefined();
+  }, 60_000);
+
+  it("a user whose sudo allows only ip: harmless writes run, a risky one is refused before any change, naming sudo", async () => {
+    const conn = { host: h.address, user: lab.users[0].name, privateKey: lab.privateKey, hostKey: h.connection.hostKey, sudo: true, safeApply: { rollbackAfterSeconds: 5 } };
+    const before = await ipLink(h, "eth0");
+    const rt = provider("Bridge");
+    const br = await rt.create((await rt.check({}, { connection: conn, name: "br-ip" })).inputs);
+    expect(await ipLink(h, "br-ip")).toBeDefined();
+    const err = await rt
+      .update(br.id, br.outs, (await rt.check(br.outs, { connection: conn, name: "br-ip", addresses: [addrsOf(before)[0]] })).inputs)
+      .then(() => undefined, (e: Error) => e);
+    expect(err?.message).toMatch(/refused before any change: it is risky/);
+    expect(err?.message).toMatch(/sudo/);
+    expect(addrsOf(await ipLink(h, "br-ip"))).toEqual([]);
+    expect(addrsOf(await ipLink(h, "eth0"))).toEqual(addrsOf(before));
+    await rt.delete(br.id, br.outs);
+    expect(await ipLink(h, "br-ip")).toBeUndefined();
   }, 60_000);
 });
