@@ -518,9 +518,7 @@ export class LinkEngine<K extends LinkKind = LinkKind> implements ResourceRuntim
     // Read first (reads of concurrent operations share one `ip` invocation, so this is cheap).
     const link = await readLink(t, d.namespace, d.name, LINK_ONLY);
     if (link) this.refuseForeign(t, d, props, link, "delete");
-    // Files next: a device that outlived its delete comes back at boot only if they stayed.
-    await persist.removeFiles(t, props.persistedFiles);
-    if (!link) return;
+    if (!link) return persist.removeFiles(t, props.persistedFiles);
     const before = this.kind.beforeDeleteArgv ? await this.kind.beforeDeleteArgv(d, link, { transport: t, desired: d }) : [];
     // A command of its own, never shared with other deletes: after dropping the RTNL
     // lock, each `ip link del` waits for an RCU grace period. Separate processes wait
@@ -529,6 +527,9 @@ export class LinkEngine<K extends LinkKind = LinkKind> implements ResourceRuntim
     const argv = ipArgv(d.namespace, "link", "del", "dev", d.name);
     // One guarded write: deleting a bond that carries the session is refused before its slaves are released.
     await guardedWrite(t, `${this.kind.resource} ${d.name} delete`, [...before, argv], async () => {
+      // Files first: a device that outlived its delete comes back at boot only if they
+      // stayed. Inside the guarded write, so a delete safe apply refuses keeps them.
+      await persist.removeFiles(t, props.persistedFiles);
       if (before.length > 0) await runSteps(t, before);
       const r = await t.run(argv);
       if (r.code !== 0 && !isGoneError(r.stderr)) throw new CommandError(t.label, argv, r.code, r.stderr);
