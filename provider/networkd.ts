@@ -99,7 +99,40 @@ export function networkUnit(device: string, a: LinkAttributes, facts: { macAddre
       ...network,
     ],
   };
-  return { device, type: "network", sections: [section("Match", [["Name", device]]), link, net, ...extra.filter((s) => s.entries.length > 0)] };
+  return { device, type: "network", sections: [section("Match", [["Name", device]]), link, net, ...portSections(a), ...extra.filter((s) => s.entries.length > 0)] };
+}
+
+/** A bridge port's options (systemd.network [Bridge]); networkd's UseBPDU= and AllowPortToBeRoot= are guard and root_block inverted. */
+const invert = (v: unknown) => (typeof v === "boolean" ? !v : undefined);
+
+/**
+ * `bridgePort` as the port's [Bridge] section and its VLANs as one [BridgeVLAN] each
+ * (on a Bridge itself networkd applies them to the bridge, as `self`).
+ */
+function portSections(a: LinkAttributes): Section[] {
+  const out: Section[] = [];
+  const p = a.bridgePort as Record<string, unknown> | undefined;
+  if (p) {
+    const port = section("Bridge", [
+      ["Cost", p.cost as number | undefined],
+      ["Priority", p.priority as number | undefined],
+      ["HairPin", p.hairpin as boolean | undefined],
+      ["Learning", p.learning as boolean | undefined],
+      ["UnicastFlood", p.unicastFlood as boolean | undefined],
+      ["MulticastFlood", p.multicastFlood as boolean | undefined],
+      ["Isolated", p.isolated as boolean | undefined],
+      ["UseBPDU", invert(p.bpduGuard)],
+      ["AllowPortToBeRoot", invert(p.rootBlock)],
+      ["NeighborSuppression", p.neighSuppress as boolean | undefined],
+    ]);
+    if (port.entries.length) out.push(port);
+  }
+  // A port's VLANs are bridgePort.vlans; a Bridge's own are its `vlans`.
+  const vlans = (p?.vlans ?? a.vlans) as { vid: number | string; pvid?: boolean; untagged?: boolean }[] | undefined;
+  for (const v of vlans ?? []) {
+    out.push(section("BridgeVLAN", [["VLAN", v.vid], ["PVID", v.pvid ? v.vid : undefined], ["EgressUntagged", v.untagged ? v.vid : undefined]]));
+  }
+  return out;
 }
 
 function masterKey(kind: string | undefined, master: string): string {
@@ -119,8 +152,13 @@ export function renderUnit(header: string, unit: { sections: Section[] }): strin
 }
 
 /** Limits every link kind shares: networkd configures the host's own namespace only. */
-export function commonPersistLimits(d: { namespace?: string }): PersistLimit[] {
-  return d.namespace !== undefined
-    ? [{ field: "persist", reason: `cannot be set on a device inside a network namespace (namespace "${d.namespace}"): systemd-networkd creates devices only in the host's own namespace` }]
-    : [];
+export function commonPersistLimits(d: { namespace?: string; bridgePort?: { broadcastFlood?: boolean }; bondPort?: object }): PersistLimit[] {
+  const out: PersistLimit[] = [];
+  if (d.namespace !== undefined)
+    out.push({ field: "persist", reason: `cannot be set on a device inside a network namespace (namespace "${d.namespace}"): systemd-networkd creates devices only in the host's own namespace` });
+  if (d.bridgePort?.broadcastFlood !== undefined)
+    out.push({ field: "bridgePort.broadcastFlood", reason: "cannot be persisted: systemd-networkd (252) has no setting for a port's broadcast flooding; leave it unset or set persist: false" });
+  if (d.bondPort !== undefined)
+    out.push({ field: "bondPort", reason: "cannot be persisted: systemd-networkd (252) has no settings for a bond slave's queue id or priority; leave it unset or set persist: false" });
+  return out;
 }

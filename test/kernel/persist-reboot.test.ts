@@ -34,8 +34,16 @@ hostSuite("persist: devices survive a reboot of a systemd-networkd host", system
 
   /** The stack, in dependency order (what Pulumi would create first comes first). */
   const stack = (): [string, Record<string, any>][] => [
-    ["Bridge", { name: "br0", stp: false, vlanFiltering: true, vlanDefaultPvid: 1, ageingTime: 120, mtu: 1400, addresses: ["192.0.2.1/24"] }],
-    ["TapDevice", { name: "tap0", owner: 65534, group: 65534, vnetHdr: true, multiQueue: true, master: "br0" }],
+    ["Bridge", { name: "br0", stp: false, vlanFiltering: true, vlanDefaultPvid: 1, ageingTime: 120, mtu: 1400, addresses: ["192.0.2.1/24"], vlans: [{ vid: 1, pvid: true, untagged: true }, { vid: 100 }] }],
+    [
+      "TapDevice",
+      {
+        name: "tap0", owner: 65534, group: 65534, vnetHdr: true, multiQueue: true, master: "br0",
+        // VLAN 1 stays listed: the kernel gives a new port the bridge's default PVID, and
+        // networkd adds a port's VLANs but never removes that one (README "Surviving reboots").
+        bridgePort: { cost: 10, learning: false, bpduGuard: true, vlans: [{ vid: 1, untagged: true }, { vid: 100, pvid: true, untagged: true }, { vid: "200-201" }] },
+      },
+    ],
     ["VethPair", { name: "ve0", peerName: "ve1", master: "br0" }],
     ["MacvlanLink", { name: "mv0", parent: "dummy0", mode: "bridge", addresses: ["198.51.100.5/24"] }],
     ["MacvtapLink", { name: "mvt0", parent: "dummy1", mode: "vepa" }],
@@ -64,7 +72,10 @@ hostSuite("persist: devices survive a reboot of a systemd-networkd host", system
         const data = { ...(k.linkinfo?.info_data ?? {}) };
         // Counters and state that legitimately differ between boots.
         for (const f of ["tap_fd", "mii_status", "active_slave", "bridge_id", "root_id", "hello_timer", "tcn_timer", "topology_change_timer", "gc_timer", "designated_root", "root_port", "root_path_cost", "topology_change", "topology_change_detected", "multi_queue_fds", "ad_info", "macvlan_count", "numtxqueues", "numrxqueues"]) delete data[f];
+        const port = { ...(k.linkinfo?.info_slave_data ?? {}) };
+        for (const f of ["state", "id", "no", "designated_root", "designated_bridge", "designated_cost", "designated_port", "designated_id", "root_id", "bridge_id", "message_age_timer", "forward_delay_timer", "hold_timer", "topology_change_ack", "config_pending", "perm_hwaddr", "link_failure_count", "mii_status", "queue_id", "prio", "ad_aggregator_id", "ad_actor_oper_port_state", "ad_partner_oper_port_state"]) delete port[f];
         view[n] = {
+          port,
           kind: k.linkinfo?.info_kind, slaveKind: k.linkinfo?.info_slave_kind, master: k.master, mtu: k.mtu, mac: k.address,
           parent: k.link, up: k.flags.includes("UP"), addresses: addrsOf(k), data,
         };
@@ -73,7 +84,7 @@ hostSuite("persist: devices survive a reboot of a systemd-networkd host", system
     view.routes = JSON.parse(await sh(["ip", "-j", "-4", "route", "show", "table", "main", "exact", "10.99.0.0/24"]));
     view.fdb = JSON.parse(await sh(["bridge", "-j", "fdb", "show", "dev", "vx0"]))
       .filter((e: any) => e.mac === "00:00:00:00:00:00").map((e: any) => e.dst).sort();
-    view.bridgeVlans = JSON.parse(await sh(["bridge", "-j", "vlan", "show", "dev", "br0"]));
+    view.bridgeVlans = JSON.parse(await sh(["bridge", "-j", "vlan", "show"])).filter((p: any) => ["br0", "tap0", "ve0"].includes(p.ifname));
     const bonding = await sh(["cat", "/proc/net/bonding/bond0"]);
     view.bonding = {
       mode: /^Bonding Mode: (.*)$/m.exec(bonding)?.[1],
@@ -111,9 +122,14 @@ hostSuite("persist: devices survive a reboot of a systemd-networkd host", system
     expect(await sh(["stat", "-c", "%a", "/etc/systemd/network/60-pulumi-netdev-br0.netdev"])).toBe("644\n");
     before = await kernelView();
     expect(before.fdb).toEqual(["192.0.2.10", "192.0.2.11"]);
+    expect(before.bridgeVlans).toEqual(expect.arrayContaining([
+      { ifname: "br0", vlans: [{ vlan: 1, flags: ["PVID", "Egress Untagged"] }, { vlan: 100 }] },
+      { ifname: "tap0", vlans: [{ vlan: 1, flags: ["Egress Untagged"] }, { vlan: 100, flags: ["PVID", "Egress Untagged"] }, { vlan: 200 }, { vlan: 201 }] },
+    ]));
+    expect(before.tap0.port).toMatchObject({ cost: 10, learning: false, guard: true });
     expect(before.routes).toEqual([{ dst: "10.99.0.0/24", gateway: "203.0.113.254", dev: "vl100", metric: 50, flags: [] }]);
     expect(before.bonding).toMatchObject({ mode: "fault-tolerance (active-backup)", primary: "dummy3", slaves: ["dummy3", "ve1"] });
-  }, 600_000);
+  }, 900_000);
 
   it("after a reboot every persisted device is back as it was, and a read of each reports no drift", async () => {
     const { ms } = await vm.reboot();
@@ -144,7 +160,7 @@ hostSuite("persist: devices survive a reboot of a systemd-networkd host", system
       expect(diff, `${r.inputs.name ?? r.inputs.destination} drift after reboot`).toEqual({ changes: false, replaces: [], deleteBeforeReplace: true });
       r.outs = read.props;
     }
-  }, 600_000);
+  }, 900_000);
 
   it("a file edited outside Pulumi is reported by read; the next update rewrites it", async () => {
     const br = created.find((c) => c.inputs.name === "br0")!;
@@ -172,5 +188,5 @@ hostSuite("persist: devices survive a reboot of a systemd-networkd host", system
     // The parents are the image's own again: dummies unmanaged (down), the uplink untouched.
     expect((await link("dummy0")).flags).not.toContain("UP");
     expect(await files()).toEqual([]);
-  }, 600_000);
+  }, 900_000);
 });

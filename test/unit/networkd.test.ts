@@ -561,6 +561,91 @@ describe("networkd renderers", () => {
     `);
   });
 
+  it("bridge port options as the port's [Bridge] section, VLANs as [BridgeVLAN] (a Bridge's own ones too)", async () => {
+    expect(
+      await rendered("TapDevice", {
+        name: "tap2", master: "br0",
+        bridgePort: {
+          cost: 10, priority: 8, hairpin: true, learning: false, unicastFlood: false, multicastFlood: true, isolated: true, bpduGuard: true, rootBlock: true, neighSuppress: true,
+          vlans: [{ vid: 100, pvid: true, untagged: true }, { vid: "200-210" }],
+        },
+      }, { macAddress: "02:00:00:00:00:0f", masterKind: "bridge" }),
+    ).toMatchInlineSnapshot(`
+      "== tap2.netdev
+      # H
+
+      [NetDev]
+      Name=tap2
+      Kind=tap
+      == tap2.network
+      # H
+
+      [Match]
+      Name=tap2
+
+      [Link]
+      MACAddress=02:00:00:00:00:0f
+      ActivationPolicy=up
+
+      [Network]
+      Bridge=br0
+      ConfigureWithoutCarrier=yes
+
+      [Bridge]
+      Cost=10
+      Priority=8
+      HairPin=yes
+      Learning=no
+      UnicastFlood=no
+      MulticastFlood=yes
+      Isolated=yes
+      UseBPDU=no
+      AllowPortToBeRoot=no
+      NeighborSuppression=yes
+
+      [BridgeVLAN]
+      VLAN=100
+      PVID=100
+      EgressUntagged=100
+
+      [BridgeVLAN]
+      VLAN=200-210
+      "
+    `);
+    expect(await rendered("Bridge", { name: "br2", vlanFiltering: true, vlans: [{ vid: 1, pvid: true, untagged: true }, { vid: 300 }] }, { macAddress: "02:00:00:00:00:10" })).toMatchInlineSnapshot(`
+      "== br2.netdev
+      # H
+
+      [NetDev]
+      Name=br2
+      Kind=bridge
+
+      [Bridge]
+      VLANFiltering=yes
+      == br2.network
+      # H
+
+      [Match]
+      Name=br2
+
+      [Link]
+      MACAddress=02:00:00:00:00:10
+      ActivationPolicy=up
+
+      [Network]
+      ConfigureWithoutCarrier=yes
+
+      [BridgeVLAN]
+      VLAN=1
+      PVID=1
+      EgressUntagged=1
+
+      [BridgeVLAN]
+      VLAN=300
+      "
+    `);
+  });
+
   it("a master that is neither a bridge nor a bond cannot be written", async () => {
     await expect(rendered("TapDevice", { name: "tap1", master: "x0" }, { masterKind: "vxlan" })).rejects.toThrow(/master x0 is a vxlan/);
   });

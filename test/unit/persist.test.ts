@@ -194,6 +194,13 @@ describe("check: what networkd cannot carry", () => {
     expect(x.failures.map((f) => f.property).sort()).toEqual(["tos", "ttl"]);
   });
 
+  it("port settings networkd has no key for: a bridge port's broadcastFlood, a bond port", async () => {
+    const b = await provider("TapDevice").check({}, { connection: conn, name: "tap0", master: "br0", bridgePort: { broadcastFlood: false }, persist: true });
+    expect(b.failures).toEqual([{ property: "bridgePort.broadcastFlood", reason: expect.stringContaining("no setting for a port's broadcast flooding") }]);
+    const q = await provider("VethPair").check({}, { connection: conn, name: "ve0", peerName: "ve1", master: "bond0", bondPort: { queueId: 1 }, persist: true });
+    expect(q.failures).toEqual([{ property: "bondPort", reason: expect.stringContaining("queue id or priority") }]);
+  });
+
   it("stack config netdev:persist is the default where it can apply; an explicit false wins", async () => {
     configureDefaults((k) => (k === "persist" ? "true" : undefined));
     expect((await provider("Bridge").check({}, { connection: conn, name: "br0" })).inputs.persist).toBe(true);
