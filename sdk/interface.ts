@@ -1,6 +1,6 @@
 import type * as pulumi from "@pulumi/pulumi";
 import type { InterfaceArgs } from "./args.generated";
-import { NetdevResource } from "./shim";
+import { DeviceResource } from "./link";
 
 export type { InterfaceArgs };
 
@@ -11,29 +11,7 @@ export type { InterfaceArgs };
  * created or deleted by the stack. With `moveAddresses`, it joins a bridge together
  * with its addresses and routes in one `ip -batch`.
  */
-export class Interface extends NetdevResource {
-  /** Device name. */
-  declare readonly name: pulumi.Output<string>;
-  /** Namespace the device lives in (absent: the host's own). */
-  declare readonly namespace: pulumi.Output<string | undefined>;
-  /** Interface index assigned by the kernel. */
-  declare readonly ifindex: pulumi.Output<number>;
-  /** Ethernet address the kernel reports. */
-  declare readonly macAddress: pulumi.Output<string>;
-  /** Operational state (UP, DOWN, UNKNOWN, LOWERLAYERDOWN…). */
-  declare readonly operState: pulumi.Output<string>;
-  /** MTU in bytes. */
-  declare readonly mtu: pulumi.Output<number>;
-  /** Addresses on the device (CIDR, sorted; IPv6 link-local excluded). */
-  declare readonly addresses: pulumi.Output<string[]>;
-  /** Bridge or bond the device is enslaved to. */
-  declare readonly master: pulumi.Output<string | undefined>;
-  /** Administratively up. */
-  declare readonly up: pulumi.Output<boolean>;
-  /** The port options given in `bridgePort`, as the kernel reports them. */
-  declare readonly bridgePort: pulumi.Output<Record<string, unknown> | undefined>;
-  /** The slave options given in `bondPort`, as the kernel reports them. */
-  declare readonly bondPort: pulumi.Output<Record<string, unknown> | undefined>;
+export class Interface extends DeviceResource {
   /** What the stack changed, as it was before (restored on delete): the fields it manages (`had`) and their old values. */
   declare readonly original: pulumi.Output<Record<string, unknown>>;
   /** With moveAddresses: the addresses and routes moved to the master (moved back on delete). */

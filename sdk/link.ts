@@ -2,8 +2,8 @@ import type * as pulumi from "@pulumi/pulumi";
 import type { ArgsByResource } from "./args.generated";
 import { NetdevResource } from "./shim";
 
-/** Base of every link resource: the outputs the kernel reports for any device. */
-export abstract class LinkResource extends NetdevResource {
+/** Base of every device resource (the stack's own links and `Interface`): the outputs the kernel reports for any device. */
+export abstract class DeviceResource extends NetdevResource {
   /** Device name. */
   declare readonly name: pulumi.Output<string>;
   /** Namespace the device lives in (absent: the host's own). */
@@ -22,10 +22,6 @@ export abstract class LinkResource extends NetdevResource {
   declare readonly master: pulumi.Output<string | undefined>;
   /** Administratively up. */
   declare readonly up: pulumi.Output<boolean>;
-  /** Kept across reboots by systemd-networkd files; after a refresh, false when a file was edited or removed outside Pulumi. */
-  declare readonly persist: pulumi.Output<boolean | undefined>;
-  /** The networkd files written for `persist` (path and SHA-256 of the content written). */
-  declare readonly persistedFiles: pulumi.Output<{ path: string; sha256: string }[] | undefined>;
   /** The port options given in `bridgePort`, as the kernel reports them. */
   declare readonly bridgePort: pulumi.Output<Record<string, unknown> | undefined>;
   /** The slave options given in `bondPort`, as the kernel reports them. */
@@ -34,4 +30,12 @@ export abstract class LinkResource extends NetdevResource {
   protected constructor(kind: keyof ArgsByResource, name: string, args: object, opts: pulumi.CustomResourceOptions | undefined) {
     super(kind, name, args, opts);
   }
+}
+
+/** Base of every link resource the stack creates: a device that can also persist. */
+export abstract class LinkResource extends DeviceResource {
+  /** Kept across reboots by systemd-networkd files; after a refresh, false when a file was edited or removed outside Pulumi. */
+  declare readonly persist: pulumi.Output<boolean | undefined>;
+  /** The networkd files written for `persist` (path and SHA-256 of the content written). */
+  declare readonly persistedFiles: pulumi.Output<{ path: string; sha256: string }[] | undefined>;
 }
