@@ -109,7 +109,7 @@ const invert = (v: unknown) => (typeof v === "boolean" ? !v : undefined);
  * `bridgePort` as the port's [Bridge] section and its VLANs as one [BridgeVLAN] each
  * (on a Bridge itself networkd applies them to the bridge, as `self`).
  */
-function portSections(a: LinkAttributes): Section[] {
+export function portSections(a: LinkAttributes): Section[] {
   const out: Section[] = [];
   const p = a.bridgePort as Record<string, unknown> | undefined;
   if (p) {
@@ -135,7 +135,7 @@ function portSections(a: LinkAttributes): Section[] {
   return out;
 }
 
-function masterKey(kind: string | undefined, master: string): string {
+export function masterKey(kind: string | undefined, master: string): string {
   if (kind === "bridge") return "Bridge";
   if (kind === "bond") return "Bond";
   throw new Error(`master ${master} is a ${kind ?? "device that does not exist"}; networkd can enslave only into a bridge or a bond`);

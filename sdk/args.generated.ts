@@ -492,6 +492,8 @@ export interface BondArgs {
    * macAddress is set). Reconciled exactly: others are released (the kernel
    * leaves a released device down), a new order re-enslaves from the first
    * difference. Each slave is taken down, enslaved and brought up. Default: unmanaged.
+   * With `persist`, compared as a set (networkd enslaves in the order the slaves
+   * appear at boot; README "Surviving reboots").
    */
   slaves?: pulumi.Input<pulumi.Input<string>[]>;
 }
@@ -573,6 +575,14 @@ export interface InterfaceArgs {
    * carries the SSH session joins a bridge without cutting it. Default false.
    */
   moveAddresses?: pulumi.Input<boolean>;
+  /**
+   * Keep what the stack set across a reboot: a drop-in for the `.network` that
+   * systemd-networkd uses for the device (the distribution's own, which wins by
+   * name order; else a file of ours), and with moveAddresses the moved addresses
+   * and routes as a drop-in for the master's `.network` (README "Surviving
+   * reboots"). Default: stack config `netdev:persist` where it applies, else false.
+   */
+  persist?: pulumi.Input<boolean>;
 }
 
 /** How to reach a host over SSH (see README "Connection"). Mark credentials as secrets. */
@@ -774,5 +784,5 @@ export const OUTPUT_NAMES: { readonly [R in keyof ArgsByResource]: readonly stri
   Bond: ["name", "namespace", "mtu", "macAddress", "up", "master", "addresses", "adopt", "persist", "bridgePort", "bondPort", "mode", "miimon", "updelay", "downdelay", "lacpRate", "xmitHashPolicy", "primary", "minLinks", "arpInterval", "arpIpTargets", "slaves", "activeSlave", "persistedFiles", "ifindex", "operState"],
   Namespace: ["name", "adopt", "persist"],
   Route: ["namespace", "destination", "via", "device", "source", "metric", "table", "scope", "protocol", "onlink", "type", "adopt", "persist", "family"],
-  Interface: ["name", "namespace", "mtu", "macAddress", "master", "addresses", "bridgePort", "bondPort", "up", "moveAddresses", "original", "moved", "ifindex", "operState"],
+  Interface: ["name", "namespace", "mtu", "macAddress", "master", "addresses", "bridgePort", "bondPort", "up", "moveAddresses", "persist", "original", "moved", "ifindex", "operState"],
 };

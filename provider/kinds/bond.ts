@@ -54,6 +54,32 @@ export function parseProcSlaves(text: string): string[] {
   return [...text.matchAll(/^Slave Interface: (\S+)\s*$/gm)].map((m) => m[1]);
 }
 
+/**
+ * Does the enslave order of `slaves` count? Not for a persisted bond: networkd
+ * enslaves the slaves in the order they appear at boot (it has no setting for the
+ * order), so the order cannot survive a reboot, and the files pin what the order
+ * would decide: the bond's MAC (its .network's MACAddress=) and, in the modes with
+ * an active slave, `primary` (required there with more than one slave; see
+ * persistLimits). What is left to the order is which link a balance-xor/802.3ad
+ * flow hash lands on, and balance-rr's round: a permutation of equal links.
+ */
+export function slaveOrderCounts(d: Desired): boolean {
+  return d.persist !== true;
+}
+
+/**
+ * The kernel's slaves as `readFields` reports them: in enslave order, or, where the
+ * order does not count (slaveOrderCounts) and they are the wanted set, in the
+ * wanted order, so that a set reordered by a reboot is no drift and any other
+ * difference (a slave missing or extra) still is.
+ */
+function inDesiredOrder(d: Desired, kernel: string[]): string[] {
+  const wanted = d.slaves as string[] | undefined;
+  if (slaveOrderCounts(d) || !Array.isArray(wanted)) return kernel;
+  const sameSet = wanted.length === kernel.length && wanted.every((s) => kernel.includes(s));
+  return sameSet ? [...wanted] : kernel;
+}
+
 export const bond = {
   resource: "Bond",
   infoKind: "bond",
@@ -94,6 +120,8 @@ export const bond = {
      * macAddress is set). Reconciled exactly: others are released (the kernel
      * leaves a released device down), a new order re-enslaves from the first
      * difference. Each slave is taken down, enslaved and brought up. Default: unmanaged.
+     * With `persist`, compared as a set (networkd enslaves in the order the slaves
+     * appear at boot; README "Surviving reboots").
      */
     slaves: z.array(ifname).refine((a) => new Set(a).size === a.length, "must not contain duplicate devices").optional(),
   },
@@ -156,8 +184,16 @@ export const bond = {
       minLinks: data.min_links,
       arpInterval: data.arp_interval,
       arpIpTargets: [...((data.arp_ip_target as string[] | undefined) ?? [])].sort(),
-      slaves: await readSlaves(transport, desired.namespace, link.ifname),
+      slaves: inDesiredOrder(desired, await readSlaves(transport, desired.namespace, link.ifname)),
     };
+  },
+  persistLimits(d: Desired) {
+    const slaves = Array.isArray(d.slaves) ? d.slaves : [];
+    if (!PRIMARY_MODES.includes(d.mode) || slaves.length < 2 || d.primary !== undefined) return [];
+    return [{
+      field: "primary",
+      reason: `is required to persist a bond in mode "${d.mode}" with more than one slave: networkd enslaves the slaves in the order they appear at boot, not in the order of slaves, so only primary decides which slave is active after a reboot; set primary (or persist: false)`,
+    }];
   },
   networkd(d: Desired, facts) {
     const msec = (v: number | undefined) => (v === undefined ? undefined : `${v}ms`);
@@ -184,7 +220,7 @@ export const bond = {
     };
   },
   updateArgv(d: Desired, mismatches: Mismatch[], link: LinkJson, actual: Record<string, unknown>) {
-    return planBondUpdate(d, new Set(mismatches.map((m) => m.field)), isAdminUp(link), (actual.slaves as string[] | undefined) ?? []);
+    return planBondUpdate(d, new Set(mismatches.map((m) => m.field)), isAdminUp(link), (actual.slaves as string[] | undefined) ?? [], slaveOrderCounts(d));
   },
   outputs(link: LinkJson) {
     return { activeSlave: link.linkinfo?.info_data?.active_slave };
@@ -203,7 +239,7 @@ export const bond = {
  * down and without slaves: down → release all → mode and every option → re-enslave
  * in order → up.
  */
-export function planBondUpdate(d: Desired, changed: Set<string>, wasUp: boolean, current: string[]): string[][] {
+export function planBondUpdate(d: Desired, changed: Set<string>, wasUp: boolean, current: string[], ordered = true): string[][] {
   const ns = d.namespace;
   const dev = (name: string, ...args: string[]) => ipArgv(ns, "link", "set", "dev", name, ...args);
   const set = (field: string) => dev(d.name, "type", "bond", ...optionArgs(d, field));
@@ -246,10 +282,15 @@ export function planBondUpdate(d: Desired, changed: Set<string>, wasUp: boolean,
     // Slaves that stay keep their place up to the first difference in order;
     // from there on they are released and enslaved again in the wanted order.
     const kept = current.filter((s) => want.has(s));
-    let same = 0;
-    while (same < kept.length && same < wanted.length && kept[same] === wanted[same]) same++;
-    for (const s of kept.slice(same)) steps.push(dev(s, "nomaster"));
-    for (const s of wanted.slice(same)) steps.push(...enslave(s));
+    if (!ordered) {
+      // A persisted bond (slaveOrderCounts): the slaves that stay are left alone, the new ones join.
+      for (const s of wanted) if (!kept.includes(s)) steps.push(...enslave(s));
+    } else {
+      let same = 0;
+      while (same < kept.length && same < wanted.length && kept[same] === wanted[same]) same++;
+      for (const s of kept.slice(same)) steps.push(dev(s, "nomaster"));
+      for (const s of wanted.slice(same)) steps.push(...enslave(s));
+    }
   }
   if (changed.has("primary") || (changed.has("slaves") && d.primary !== undefined)) steps.push(primary());
   return steps;

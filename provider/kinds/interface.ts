@@ -1,17 +1,18 @@
 import { z } from "zod";
 import { portRefine } from "../bridgePort";
-import { checkInputs, diffInputs, guardedWrite, LinkEngine, makeId, resolveConnection, type ResourceRuntime, stripUndefined, transportFor } from "../engine";
+import { checkInputs, diffInputs, guardedWrite, LinkEngine, makeId, persistByDefault, resolveConnection, type ResourceRuntime, stripUndefined, transportFor } from "../engine";
 import { NetdevError } from "../errors";
-import { ipArgv, isAdminUp, type LinkJson, linkAddresses, readLink } from "../iproute/link";
-import { type Family, readRoutesVia, type RouteJson } from "../iproute/route";
-import { canonicalIp, commonLinkFields, UNKNOWN } from "../schema";
+import { ipArgv, isAdminUp, LINK_ONLY, type LinkJson, linkAddresses, readLink } from "../iproute/link";
+import { type Family, readRoutesVia, type RouteJson, routePrefix } from "../iproute/route";
+import { commonPersistLimits, masterKey, type NetworkdFiles, portSections, type Section, section } from "../networkd";
+import * as persist from "../persist";
+import { canonicalIp, commonLinkFields, containsUnknown, UNKNOWN } from "../schema";
 import { runSteps } from "../steps";
 import type { Transport } from "../transport/types";
 import { readUntilConverged } from "../verify";
 import type { Desired, LinkKind, Mismatch } from "./types";
 
-// Not `adopt` (the device always exists) nor `persist` (networkd files for a NIC the
-// stack did not create are the host's own configuration; not written by Interface).
+// Not `adopt`: the device always exists.
 const { adopt: _adopt, up: _up, persist: _persist, ...linkInputs } = commonLinkFields;
 
 export const interfaceFields = {
@@ -27,6 +28,14 @@ export const interfaceFields = {
    * carries the SSH session joins a bridge without cutting it. Default false.
    */
   moveAddresses: z.boolean().default(false),
+  /**
+   * Keep what the stack set across a reboot: a drop-in for the `.network` that
+   * systemd-networkd uses for the device (the distribution's own, which wins by
+   * name order; else a file of ours), and with moveAddresses the moved addresses
+   * and routes as a drop-in for the master's `.network` (README "Surviving
+   * reboots"). Default: stack config `netdev:persist` where it applies, else false.
+   */
+  persist: z.boolean().optional(),
 };
 
 const schema = z.strictObject(interfaceFields).superRefine((v, ctx) => {
@@ -36,6 +45,7 @@ const schema = z.strictObject(interfaceFields).superRefine((v, ctx) => {
   if (v.moveAddresses && v.addresses !== undefined)
     ctx.addIssue({ code: "custom", path: ["addresses"], message: "must not be set with moveAddresses: the device's addresses move to the master (set them on the bridge instead)" });
   portRefine(v, ctx);
+  if (v.persist === true) for (const l of commonPersistLimits(v)) ctx.addIssue({ code: "custom", path: [l.field], message: l.reason });
 });
 
 /** The device as it is: the engine's read/plan/verify helpers with nothing kind-specific. */
@@ -65,7 +75,7 @@ interface Moved {
   routes: (RouteJson & { family: Family })[];
 }
 
-type InterfaceInputs = Desired & { moveAddresses?: boolean; original?: Recorded; moved?: Moved };
+type InterfaceInputs = Desired & { moveAddresses?: boolean; original?: Recorded; moved?: Moved; persistedFiles?: persist.PersistedFile[] };
 
 function inputsOnly(d: InterfaceInputs): Desired {
   const { original: _o, moved: _m, ...rest } = d;
@@ -213,6 +223,63 @@ async function converge(t: Transport, d: InterfaceInputs, link: LinkJson, what: 
   return outputs(t, d, link, actual);
 }
 
+/** A moved route as a `[Route]` section (protocol and metric always written: networkd's defaults differ from the kernel's). */
+function movedRouteSection(r: Moved["routes"][number]): Section {
+  return section("Route", [
+    ["Destination", routePrefix(r.dst, r.family)],
+    ["Gateway", r.gateway],
+    ["PreferredSource", r.prefsrc],
+    ["Metric", r.metric ?? (r.family === 6 ? 1024 : 0)],
+    ["Table", r.table && r.table !== "main" ? r.table : undefined],
+    ["Scope", r.scope],
+    ["Protocol", r.protocol ?? "boot"],
+    ["GatewayOnLink", (r.flags ?? []).includes("onlink") || undefined],
+  ]);
+}
+
+/**
+ * The files of a persisted Interface, all of them drop-ins (`others`): the device is
+ * not ours, and networkd applies only the first `.network` that matches it (by file
+ * name: netplan's /run/systemd/network/10-netplan-*.network, a distribution's
+ * /etc/systemd/network/*.network come before ours), so a file of our own would lose
+ * to the one already in use. What the stack set goes into a drop-in for that file:
+ * MAC, MTU and up state under [Link], addresses and the master (`Bridge=`/`Bond=`)
+ * under [Network], the port's [Bridge] and [BridgeVLAN]. With moveAddresses the
+ * moved addresses and routes belong to the master: a drop-in for its `.network`.
+ * `masterKind`: the kernel's kind of `master`. Pure.
+ */
+export function interfaceNetworkd(d: Desired, masterKind: string | undefined, moved?: Moved): NetworkdFiles {
+  const link = section("Link", [
+    ["MACAddress", d.macAddress],
+    ["MTUBytes", d.mtu],
+    ["ActivationPolicy", d.up === undefined ? undefined : d.up ? "up" : "down"],
+  ]);
+  const network: [string, string][] = [
+    ...((d.addresses ?? []) as string[]).map((a): [string, string] => ["Address", a]),
+    ...(d.master !== undefined ? [[masterKey(masterKind, d.master), d.master] as [string, string]] : []),
+  ];
+  const own = { device: d.name, entries: network, sections: [link, ...portSections(d)].filter((s) => s.entries.length > 0) };
+  if (!moved || (moved.addresses.length === 0 && moved.routes.length === 0)) return { units: [], others: [own] };
+  const onMaster = {
+    device: moved.to,
+    entries: moved.addresses.map((a): [string, string] => ["Address", a]),
+    sections: moved.routes.map(movedRouteSection),
+  };
+  return { units: [], others: [own, onMaster] };
+}
+
+/** After the kernel is converged: writes (or, persist off, removes) the files and records them in the outputs. */
+async function persisted(t: Transport, d: InterfaceInputs, outs: Record<string, any>, previous?: persist.PersistedFile[]): Promise<Record<string, any>> {
+  const { persistedFiles: _old, ...rest } = outs;
+  if (!d.persist) {
+    await persist.removeFiles(t, previous);
+    return rest;
+  }
+  const masterKind = d.master ? (await readLink(t, d.namespace, d.master, LINK_ONLY))?.linkinfo?.info_kind : undefined;
+  const files = interfaceNetworkd(inputsOnly(d), masterKind, d.moved);
+  return { ...rest, persist: true, persistedFiles: await persist.writeFiles(t, { resource: "Interface", name: d.name }, files, previous) };
+}
+
 /**
  * An existing device the stack did not create (DESIGN.md §1): the common link inputs
  * applied to it, what they replaced recorded at create (output `original`) and put
@@ -221,7 +288,13 @@ async function converge(t: Transport, d: InterfaceInputs, link: LinkJson, what: 
 export const iface = {
   inputFields: interfaceFields,
 
-  check: (_olds, news) => checkInputs(schema, news),
+  async check(_olds, news) {
+    const result = await checkInputs(schema, news);
+    // netdev:persist applies where it can (not in a namespace, nothing networkd cannot carry).
+    const v = result.inputs;
+    if (result.failures.length === 0 && v.persist === undefined && persistByDefault() && !containsUnknown(v) && commonPersistLimits(v).length === 0) v.persist = true;
+    return result;
+  },
 
   async diff(_id, olds, news) {
     const result = diffInputs(olds, news, ["name", "namespace", "moveAddresses"]);
@@ -240,6 +313,8 @@ export const iface = {
     const d = inputs as InterfaceInputs;
     const connection = resolveConnection(d.connection);
     const t = transportFor(d.connection);
+    // A host that cannot keep the files refuses before any change.
+    if (d.persist) await persist.preflight(t);
     const link = await readExisting(t, d);
     const original = record(link, d);
     let moved: Moved | undefined;
@@ -247,7 +322,7 @@ export const iface = {
       moved = { to: d.master!, addresses: movableAddresses(link), routes: await movableRoutes(t, d.namespace, d.name) };
     }
     const outs = await converge(t, { ...d, original, moved }, link, `Interface ${d.name} create`);
-    return { id: makeId(connection, d.namespace, d.name), outs };
+    return { id: makeId(connection, d.namespace, d.name), outs: await persisted(t, { ...d, moved }, outs) };
   },
 
   async read(id, props) {
@@ -255,12 +330,16 @@ export const iface = {
     const t = transportFor(d.connection);
     const link = await readLink(t, d.namespace, d.name);
     if (!link) return { id: "", props: {} };
-    return { id, props: await outputs(t, d, link, await helper.actualState(t, inputsOnly(d), link)) };
+    const outs = await outputs(t, d, link, await helper.actualState(t, inputsOnly(d), link));
+    // Files edited or removed outside Pulumi show up as `persist: false` (a diff the next up repairs).
+    if (d.persist) outs.persist = await persist.filesIntact(t, d.persistedFiles ?? []);
+    return { id, props: stripUndefined({ ...outs, persistedFiles: d.persistedFiles }) };
   },
 
   async update(_id, olds, news) {
     const d = news as InterfaceInputs;
     const t = transportFor(d.connection);
+    if (d.persist && !olds.persistedFiles?.length) await persist.preflight(t);
     const link = await readExisting(t, d);
     // Fields newly managed are recorded now; fields no longer managed are put back.
     const before: Recorded = olds.original ?? {};
@@ -268,15 +347,16 @@ export const iface = {
     const release = restoreSteps({ ...d, original: before, moved: undefined }, link, released);
     const kept = record(link, d, { ...before, had: (before.had ?? []).filter((f) => !released.includes(f)) });
     for (const f of released) delete kept[f as keyof Recorded];
-    return { outs: await converge(t, { ...d, original: kept, moved: olds.moved }, link, `Interface ${d.name} update`, release) };
+    const outs = await converge(t, { ...d, original: kept, moved: olds.moved }, link, `Interface ${d.name} update`, release);
+    return { outs: await persisted(t, { ...d, moved: olds.moved }, outs, olds.persistedFiles) };
   },
 
   async delete(_id, props) {
     const d = props as InterfaceInputs;
     const t = transportFor(d.connection);
     const link = await readLink(t, d.namespace, d.name);
-    // The device is gone (a USB NIC unplugged, a bond removed elsewhere): nothing to give back.
-    if (!link) return;
+    // The device is gone (a USB NIC unplugged, a bond removed elsewhere): nothing to give back but the files.
+    if (!link) return persist.removeFiles(t, d.persistedFiles);
     let moved = d.moved;
     if (moved) {
       // Only what is still on the master goes back (it may have been removed by hand).
@@ -285,6 +365,11 @@ export const iface = {
       moved = { ...moved, addresses: moved.addresses.filter((a) => there.includes(canonicalCidr(a))) };
     }
     const steps = restoreSteps({ ...d, moved }, link, d.original?.had ?? []);
-    if (steps.length > 0) await guardedWrite(t, `Interface ${d.name} delete (restoring what the stack changed)`, steps, () => runSteps(t, steps));
+    if (steps.length === 0) return persist.removeFiles(t, d.persistedFiles);
+    // Files first, inside the guarded write: a restore safe apply refuses keeps them.
+    await guardedWrite(t, `Interface ${d.name} delete (restoring what the stack changed)`, steps, async () => {
+      await persist.removeFiles(t, d.persistedFiles);
+      await runSteps(t, steps);
+    });
   },
 } satisfies ResourceRuntime;

@@ -271,6 +271,40 @@ describe("Bond parsing (recorded from the VM kernel)", () => {
   });
 });
 
+describe("Bond persisted: slave order is networkd's at each boot", () => {
+  // procText lists dummy1, dummy0 (the enslave order on the VM).
+  const set = (...a: string[]) => ["ip", "link", "set", "dev", ...a];
+  const enslave = (s: string) => [set(s, "down"), set(s, "master", "bond0"), set(s, "up")];
+  const read = (desired: Record<string, unknown>) =>
+    bond.readFields(fixture("bond-active-backup"), { transport: new FakeTransport().on(["cat"], { stdout: procText }), desired: { name: "b0", ...desired } });
+
+  it("read: the wanted set in another order reads in the wanted order (no drift after a reboot); any other difference is reported", async () => {
+    expect((await read({ persist: true, slaves: ["dummy0", "dummy1"] })).slaves).toEqual(["dummy0", "dummy1"]);
+    // A slave missing or extra is drift, in the kernel's order.
+    expect((await read({ persist: true, slaves: ["dummy0", "dummy2"] })).slaves).toEqual(["dummy1", "dummy0"]);
+    expect((await read({ persist: true, slaves: ["dummy0"] })).slaves).toEqual(["dummy1", "dummy0"]);
+    // Not persisted: the order is the user's and a reordering is drift.
+    expect((await read({ slaves: ["dummy0", "dummy1"] })).slaves).toEqual(["dummy1", "dummy0"]);
+    expect((await read({ persist: false, slaves: ["dummy0", "dummy1"] })).slaves).toEqual(["dummy1", "dummy0"]);
+  });
+
+  it("update: a new slave joins without re-enslaving the others; a removed one is released", () => {
+    const d = { name: "bond0", mode: "active-backup", slaves: ["eth0", "eth2", "eth1"], primary: "eth2", persist: true };
+    expect(planBondUpdate(d, new Set(["slaves"]), true, ["eth1", "eth0"], false)).toEqual([...enslave("eth2"), set("bond0", "type", "bond", "primary", "eth2")]);
+    expect(bond.updateArgv({ ...d, slaves: ["eth0"], primary: "eth0" }, [{ field: "slaves", desired: ["eth0"], actual: ["eth1", "eth0"] }], fixture("bond-active-backup"), { slaves: ["eth1", "eth0"] }))
+      .toEqual([set("eth1", "nomaster"), set("bond0", "type", "bond", "primary", "eth0")]);
+  });
+
+  it("check: persisting a bond whose active slave the order would decide needs primary", async () => {
+    for (const mode of ["active-backup", "balance-tlb", "balance-alb"])
+      await rejected({ mode, slaves: ["eth0", "eth1"], persist: true }, "primary", "networkd enslaves the slaves in the order they appear at boot");
+    expect((await check({ mode: "active-backup", slaves: ["eth0", "eth1"], primary: "eth1", persist: true })).failures).toEqual([]);
+    expect((await check({ mode: "active-backup", slaves: ["eth0"], persist: true })).failures).toEqual([]);
+    expect((await check({ mode: "balance-xor", slaves: ["eth0", "eth1"], persist: true })).failures).toEqual([]);
+    expect((await check({ mode: "active-backup", slaves: ["eth0", "eth1"] })).failures).toEqual([]);
+  });
+});
+
 describe("Bond diff", () => {
   const olds = { ...base, mode: "active-backup", miimon: 100, slaves: ["eth0", "eth1"], primary: "eth0", up: true, lacpRate: "slow" };
   const diff = async (extra: Record<string, unknown>) => rt.diff("id", olds, (await rt.check(olds, { ...base, mode: "active-backup", miimon: 100, slaves: ["eth0", "eth1"], ...extra })).inputs);

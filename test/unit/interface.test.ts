@@ -6,10 +6,13 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { resetDefaults, setTransportFactory } from "../../provider/engine";
+import { configureDefaults, resetDefaults, setTransportFactory } from "../../provider/engine";
+import { interfaceNetworkd } from "../../provider/kinds/interface";
+import { renderUnit } from "../../provider/networkd";
 import { provider } from "../../provider/runtime";
 import { FakeTransport } from "../../provider/transport/fake";
 import { SshTransport } from "../../provider/transport/ssh";
+import { scriptNetworkdHost } from "../support/networkd-host";
 import { kindChecks } from "../support/unit";
 
 const raw = (name: string) => readFileSync(join(__dirname, "../fixtures/iproute", `${name}.json`), "utf8");
@@ -37,7 +40,9 @@ describe("Interface schema", () => {
     await rejected({ moveAddresses: "yes" }, "moveAddresses");
     await rejected({ bridgePort: { cost: 1 } }, "bridgePort", "needs master");
     await rejected({ adopt: true }, "adopt", "unknown field");
-    await rejected({ persist: true }, "persist", "unknown field");
+    await rejected({ persist: "yes" }, "persist");
+    await rejected({ namespace: "n1", persist: true }, "persist", 'inside a network namespace (namespace "n1")');
+    await rejected({ master: "bond0", bondPort: { queueId: 1 }, persist: true }, "bondPort", "queue id or priority");
     await rejected({ namespace: "a/b" }, "namespace");
   });
 });
@@ -148,5 +153,128 @@ describe("Interface over a scripted transport", () => {
     expect(eth0.mtu).toBe(1500);
     expect(after.original).toEqual({ had: ["up"], up: true });
     expect(after.mtu).toBe(1500);
+  });
+});
+
+describe("Interface persist", () => {
+  let fake: FakeTransport;
+  let eth0: any;
+  let br0: any;
+  beforeEach(() => {
+    fake = new FakeTransport("192.0.2.10");
+    setTransportFactory(() => fake);
+    eth0 = JSON.parse(raw("vm-eth0"))[0];
+    br0 = { ...JSON.parse(raw("bridge-timers"))[0], ifname: "br0", addr_info: [] };
+    fake.on(["ip", "-j", "-d", "addr", "show", "dev", "eth0"], () => ({ stdout: JSON.stringify([eth0]) }));
+    fake.on(["ip", "-j", "-d", "addr", "show", "dev", "br0"], () => ({ stdout: JSON.stringify([br0]) }));
+    fake.on(["ip", "-j", "-4", "route", "show", "table", "all", "dev", "eth0"], { stdout: raw("route-show-dev-eth0") });
+    fake.on(["ip", "-j", "-6", "route", "show", "table", "all", "dev", "eth0"], { stdout: "[]" });
+    fake.on(["ip", "-batch", "-"], (_a, o) => {
+      for (const line of (o.stdin ?? "").trim().split("\n")) {
+        const w = line.split(" ");
+        const dev = w[w.indexOf("dev") + 1] === "eth0" ? eth0 : br0;
+        if (w[0] === "link" && w.includes("master")) eth0.master = w[w.indexOf("master") + 1];
+        if (w[0] === "link" && w.includes("nomaster")) delete eth0.master;
+        if (w[0] === "link" && w.includes("mtu")) eth0.mtu = Number(w[w.indexOf("mtu") + 1]);
+        if (w[0] === "addr") {
+          const [ip, len] = w[2].split("/");
+          dev.addr_info = w[1] === "add" ? [...dev.addr_info, { family: "inet", local: ip, prefixlen: Number(len), scope: "global" }] : dev.addr_info.filter((a: any) => a.local !== ip);
+        }
+      }
+      return {};
+    });
+    fake.on(["ip", "link", "set", "dev", "eth0", "mtu"], (a) => {
+      eth0.mtu = Number(a[6]);
+      return {};
+    });
+  });
+  afterEach(() => {
+    setTransportFactory((c) => new SshTransport(c));
+    resetDefaults();
+  });
+  const inputs = async (extra: Record<string, unknown>) => {
+    const r = await provider("Interface").check({}, { connection: conn, name: "eth0", ...extra });
+    expect(r.failures).toEqual([]);
+    return r.inputs;
+  };
+  const header = "# Managed by pulumi-netdev: Interface eth0 (persist: true).\n# Edits are reported as drift by `pulumi refresh` and replaced by the next `pulumi up`.\n";
+
+  it("golden: every field the stack sets on the NIC, and moved addresses and routes for the master's .network", () => {
+    const files = interfaceNetworkd(
+      { name: "eth0", macAddress: "02:00:00:00:00:01", mtu: 9000, up: false, addresses: ["192.0.2.1/24"], master: "br0", bridgePort: { cost: 5, learning: false, vlans: [{ vid: 10, pvid: true, untagged: true }] } },
+      "bridge",
+    );
+    expect(files.units).toEqual([]);
+    expect(files.others.map((o) => [o.device, renderUnit("H", { sections: [{ name: "Network", entries: o.entries }, ...(o.sections ?? [])] })])).toEqual([[
+      "eth0",
+      "# H\n\n[Network]\nAddress=192.0.2.1/24\nBridge=br0\n\n[Link]\nMACAddress=02:00:00:00:00:01\nMTUBytes=9000\nActivationPolicy=down\n\n[Bridge]\nCost=5\nLearning=no\n\n[BridgeVLAN]\nVLAN=10\nPVID=10\nEgressUntagged=10\n",
+    ]]);
+    const moved = interfaceNetworkd({ name: "eth0", master: "bond0", moveAddresses: true }, "bond", {
+      to: "bond0",
+      addresses: ["10.0.2.15/24", "2001:db8::5/64"],
+      routes: [
+        { dst: "default", gateway: "10.0.2.2", flags: [], family: 4 },
+        { dst: "10.9.0.0/16", gateway: "10.0.2.3", metric: 100, table: "100", protocol: "static", flags: ["onlink"], family: 4 },
+        { dst: "2001:db8:1::/48", gateway: "2001:db8::1", family: 6 },
+      ],
+    });
+    expect(moved.others[0]).toEqual({ device: "eth0", entries: [["Bond", "bond0"]], sections: [] });
+    expect(renderUnit("H", { sections: [{ name: "Network", entries: moved.others[1].entries }, ...moved.others[1].sections!] })).toBe(
+      "# H\n\n[Network]\nAddress=10.0.2.15/24\nAddress=2001:db8::5/64\n\n" +
+        "[Route]\nDestination=0.0.0.0/0\nGateway=10.0.2.2\nMetric=0\nProtocol=boot\n\n" +
+        "[Route]\nDestination=10.9.0.0/16\nGateway=10.0.2.3\nMetric=100\nTable=100\nProtocol=static\nGatewayOnLink=yes\n\n" +
+        "[Route]\nDestination=2001:db8:1::/48\nGateway=2001:db8::1\nMetric=1024\nProtocol=boot\n",
+    );
+  });
+
+  it("a NIC netplan configures (10-netplan-…, which wins over any 60- file): a drop-in for that file; the moved address and route in the persisted bridge's own file", async () => {
+    const disk = scriptNetworkdHost(fake, { networkFile: { eth0: "/run/systemd/network/10-netplan-eth0.network" } });
+    disk.set("/etc/systemd/network/60-pulumi-netdev-br0.network", "# Managed by pulumi-netdev: Bridge br0\n");
+    const { outs } = await provider("Interface").create(await inputs({ master: "br0", moveAddresses: true, persist: true }));
+    const nic = "/etc/systemd/network/10-netplan-eth0.network.d/60-pulumi-netdev-eth0.conf";
+    const onBridge = "/etc/systemd/network/60-pulumi-netdev-br0.network.d/60-pulumi-netdev-eth0.conf";
+    expect(disk.get(nic)).toBe(`${header}\n[Network]\nBridge=br0\n`);
+    expect(disk.get(onBridge)).toBe(`${header}\n[Network]\nAddress=10.0.2.15/24\n\n[Route]\nDestination=0.0.0.0/0\nGateway=10.0.2.2\nMetric=0\nProtocol=boot\n`);
+    expect(outs.persist).toBe(true);
+    expect(outs.persistedFiles.map((f: { path: string }) => f.path)).toEqual([nic, onBridge]);
+    // Nothing asks networkd to reload: the running links are left alone.
+    expect(fake.calls.some((c) => c.argv[0] === "networkctl" && c.argv[1] !== "status")).toBe(false);
+
+    const rt = provider("Interface");
+    expect((await rt.read("id", outs)).props.persist).toBe(true);
+    disk.set(nic, disk.get(nic)!.replace("Bridge=br0", "Bridge=br1"));
+    const drifted = await rt.read("id", outs);
+    expect(drifted.props.persist).toBe(false);
+    expect((await rt.diff("id", drifted.props, await inputs({ master: "br0", moveAddresses: true, persist: true }))).changes).toBe(true);
+
+    await rt.delete("id", outs);
+    expect([...disk.keys()]).toEqual(["/etc/systemd/network/60-pulumi-netdev-br0.network"]);
+  });
+
+  it("a NIC nothing configures: a holder .network of ours with the drop-in beside it; persist off removes both", async () => {
+    const disk = scriptNetworkdHost(fake);
+    const rt = provider("Interface");
+    const { outs } = await rt.create(await inputs({ mtu: 9000, persist: true }));
+    expect(disk.get("/etc/systemd/network/60-pulumi-netdev-eth0.network")).toMatch(/^# pulumi-netdev: holds drop-ins [^]*\[Match\]\nName=eth0\n/);
+    expect(disk.get("/etc/systemd/network/60-pulumi-netdev-eth0.network.d/60-pulumi-netdev-eth0.conf")).toBe(`${header}\n[Link]\nMTUBytes=9000\n`);
+    const { outs: off } = await rt.update("id", outs, await inputs({ mtu: 9000, persist: false }));
+    expect(off.persistedFiles).toBeUndefined();
+    expect(disk.size).toBe(0);
+  });
+
+  it("a host without networkd enabled: create fails before any change; without persist nothing about networkd is asked", async () => {
+    scriptNetworkdHost(fake, { enabled: "masked" });
+    await expect(provider("Interface").create(await inputs({ mtu: 9000, persist: true }))).rejects.toThrow(/persist needs systemd-networkd enabled, but systemd-networkd\.service is masked/);
+    expect(fake.calls.map((c) => c.argv[0])).toEqual(["systemctl"]);
+    const { outs } = await provider("Interface").create(await inputs({ mtu: 9000 }));
+    expect(outs.persistedFiles).toBeUndefined();
+    expect(fake.calls.filter((c) => ["sh", "networkctl", "sha256sum", "test"].includes(c.argv[0]))).toEqual([]);
+  });
+
+  it("stack config netdev:persist is the default where it applies (not in a namespace)", async () => {
+    configureDefaults((k) => (k === "persist" ? "true" : undefined));
+    expect((await inputs({ mtu: 9000 })).persist).toBe(true);
+    expect((await inputs({ mtu: 9000, persist: false })).persist).toBe(false);
+    expect((await inputs({ namespace: "n1" })).persist).toBeUndefined();
   });
 });

@@ -9,6 +9,7 @@ import { configureDefaults, resetDefaults, setTransportFactory } from "../../pro
 import { provider } from "../../provider/runtime";
 import { FakeTransport } from "../../provider/transport/fake";
 import { SshTransport } from "../../provider/transport/ssh";
+import { type NetworkdHostOptions, scriptNetworkdHost } from "../support/networkd-host";
 
 const raw = (name: string) => readFileSync(join(__dirname, "../fixtures/iproute", `${name}.json`), "utf8");
 const conn = { host: "192.0.2.10" };
@@ -32,30 +33,7 @@ async function checked(kind: string, inputs: Record<string, unknown>) {
 }
 
 /** A host with networkd enabled; files live in `disk` (path → text). */
-function networkdHost(opts: { enabled?: string; networkFile?: Record<string, string> } = {}) {
-  const disk = new Map<string, string>();
-  fake.on(["systemctl", "is-enabled"], () => (opts.enabled === undefined ? { stdout: "enabled\n" } : { code: 1, stdout: `${opts.enabled}\n` }));
-  fake.on(["test", "-f"], (argv) => ({ code: disk.has(argv[2]) ? 0 : 1 }));
-  fake.on(["networkctl", "status"], (argv) => {
-    const f = opts.networkFile?.[argv[argv.length - 1]];
-    return { stdout: f ? `● 2: x\n     Network File: ${f}\n` : `● 3: x\n     Network File: n/a\n` };
-  });
-  fake.on(["sh", "-c"], (argv, o) => {
-    if (argv[2].includes("mv -f")) {
-      disk.set(argv[4], o.stdin ?? "");
-      return { stdout: o.stdin };
-    }
-    const paths = argv.slice(4, argv.indexOf("--", 4));
-    for (const p of paths) disk.delete(p);
-    return {};
-  });
-  fake.on(["sha256sum", "--"], (argv) => {
-    const have = argv.slice(2).filter((p) => disk.has(p));
-    const missing = argv.slice(2).filter((p) => !disk.has(p));
-    return { code: missing.length ? 1 : 0, stdout: have.map((p) => `${sha(disk.get(p)!)}  ${p}\n`).join(""), stderr: missing.map((p) => `sha256sum: ${p}: No such file or directory\n`).join("") };
-  });
-  return disk;
-}
+const networkdHost = (opts: NetworkdHostOptions = {}) => scriptNetworkdHost(fake, opts);
 
 const shown = (fixture: string) => fake.on(isShow, { stdout: raw(fixture) });
 const adoptedBridge = { name: "br-ut", adopt: true, stp: true, forwardDelay: 4, addresses: ["2001:db8::1/64", "192.0.2.1/24"] };
