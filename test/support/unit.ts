@@ -1,7 +1,10 @@
 // check() helpers shared by the unit tests. check never contacts a host, so the
 // connection is a documentation address that is never dialled.
 import { expect } from "vitest";
+import { resetDefaults, setTransportFactory } from "../../provider/engine";
 import { provider } from "../../provider/runtime";
+import { FakeTransport } from "../../provider/transport/fake";
+import { SshTransport } from "../../provider/transport/ssh";
 
 export const conn = { host: "192.0.2.10" };
 
@@ -41,4 +44,17 @@ export function kindChecks(kind: string, base: Record<string, unknown>) {
     return f!;
   }
   return { check, accepted, rejected };
+}
+
+/** A fresh scripted transport that every runtime in this process uses until restoreTransport(). */
+export function installFake(label = conn.host): FakeTransport {
+  const fake = new FakeTransport(label);
+  setTransportFactory(() => fake);
+  return fake;
+}
+
+/** Back to the SSH transport and no stack-config defaults (afterEach of tests that used installFake). */
+export function restoreTransport(): void {
+  setTransportFactory((c) => new SshTransport(c));
+  resetDefaults();
 }

@@ -5,12 +5,10 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parseVlans, portState, portSteps, vlanSteps } from "../../provider/bridgePort";
-import { resetDefaults, setTransportFactory } from "../../provider/engine";
 import type { LinkJson } from "../../provider/iproute/link";
 import { provider } from "../../provider/runtime";
 import { FakeTransport } from "../../provider/transport/fake";
-import { SshTransport } from "../../provider/transport/ssh";
-import { kindChecks } from "../support/unit";
+import { installFake, kindChecks, restoreTransport } from "../support/unit";
 
 const raw = (name: string) => readFileSync(join(__dirname, "../fixtures/iproute", `${name}.json`), "utf8");
 const link = (name: string): LinkJson => JSON.parse(raw(name))[0];
@@ -131,13 +129,9 @@ describe("planned lines", () => {
 describe("through the engine (scripted transport)", () => {
   let fake: FakeTransport;
   beforeEach(() => {
-    fake = new FakeTransport("192.0.2.10");
-    setTransportFactory(() => fake);
+    fake = installFake();
   });
-  afterEach(() => {
-    setTransportFactory((c) => new SshTransport(c));
-    resetDefaults();
-  });
+  afterEach(restoreTransport);
 
   it("update plans the port's options and VLANs after the kind's own changes, and verifies them", async () => {
     // A tap (recorded) as a port of brv, with the port data recorded for dum10.

@@ -6,14 +6,13 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { configureDefaults, resetDefaults, setTransportFactory } from "../../provider/engine";
+import { configureDefaults } from "../../provider/engine";
 import { interfaceNetworkd } from "../../provider/kinds/interface";
 import { renderUnit } from "../../provider/networkd";
 import { provider } from "../../provider/runtime";
 import { FakeTransport } from "../../provider/transport/fake";
-import { SshTransport } from "../../provider/transport/ssh";
 import { scriptNetworkdHost } from "../support/networkd-host";
-import { kindChecks } from "../support/unit";
+import { installFake, kindChecks, restoreTransport } from "../support/unit";
 
 const raw = (name: string) => readFileSync(join(__dirname, "../fixtures/iproute", `${name}.json`), "utf8");
 const conn = { host: "192.0.2.10" };
@@ -53,8 +52,7 @@ describe("Interface over a scripted transport", () => {
   let br0: any;
   let batches: string[];
   beforeEach(() => {
-    fake = new FakeTransport("192.0.2.10");
-    setTransportFactory(() => fake);
+    fake = installFake();
     eth0 = JSON.parse(raw("vm-eth0"))[0];
     br0 = { ...JSON.parse(raw("bridge-timers"))[0], ifname: "br0", addr_info: [] };
     batches = [];
@@ -78,10 +76,7 @@ describe("Interface over a scripted transport", () => {
       return {};
     });
   });
-  afterEach(() => {
-    setTransportFactory((c) => new SshTransport(c));
-    resetDefaults();
-  });
+  afterEach(restoreTransport);
   const inputs = async (extra: Record<string, unknown>) => (await provider("Interface").check({}, { connection: conn, name: "eth0", ...extra })).inputs;
 
   it("a device that does not exist fails at create, naming it, before any write", async () => {
@@ -161,8 +156,7 @@ describe("Interface persist", () => {
   let eth0: any;
   let br0: any;
   beforeEach(() => {
-    fake = new FakeTransport("192.0.2.10");
-    setTransportFactory(() => fake);
+    fake = installFake();
     eth0 = JSON.parse(raw("vm-eth0"))[0];
     br0 = { ...JSON.parse(raw("bridge-timers"))[0], ifname: "br0", addr_info: [] };
     fake.on(["ip", "-j", "-d", "addr", "show", "dev", "eth0"], () => ({ stdout: JSON.stringify([eth0]) }));
@@ -188,10 +182,7 @@ describe("Interface persist", () => {
       return {};
     });
   });
-  afterEach(() => {
-    setTransportFactory((c) => new SshTransport(c));
-    resetDefaults();
-  });
+  afterEach(restoreTransport);
   const inputs = async (extra: Record<string, unknown>) => {
     const r = await provider("Interface").check({}, { connection: conn, name: "eth0", ...extra });
     expect(r.failures).toEqual([]);

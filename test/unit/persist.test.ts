@@ -5,10 +5,10 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { configureDefaults, resetDefaults, setTransportFactory } from "../../provider/engine";
+import { configureDefaults, resetDefaults } from "../../provider/engine";
 import { provider } from "../../provider/runtime";
 import { FakeTransport } from "../../provider/transport/fake";
-import { SshTransport } from "../../provider/transport/ssh";
+import { installFake, restoreTransport } from "../support/unit";
 import { type NetworkdHostOptions, scriptNetworkdHost } from "../support/networkd-host";
 
 const raw = (name: string) => readFileSync(join(__dirname, "../fixtures/iproute", `${name}.json`), "utf8");
@@ -18,13 +18,9 @@ const sha = (s: string) => createHash("sha256").update(s).digest("hex");
 
 let fake: FakeTransport;
 beforeEach(() => {
-  fake = new FakeTransport("192.0.2.10");
-  setTransportFactory(() => fake);
+  fake = installFake();
 });
-afterEach(() => {
-  setTransportFactory((c) => new SshTransport(c));
-  resetDefaults();
-});
+afterEach(restoreTransport);
 
 async function checked(kind: string, inputs: Record<string, unknown>) {
   const r = await provider(kind).check({}, { connection: conn, ...inputs });

@@ -2,13 +2,13 @@
 // out to be dead: exactly those their caller marked idempotent (the read helpers),
 // whatever their argv looks like.
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { resetDefaults, setTransportFactory, transportFor } from "../../provider/engine";
+import { transportFor } from "../../provider/engine";
 import { ConnectionError } from "../../provider/errors";
 import { readFdb } from "../../provider/iproute/fdb";
 import { readLink } from "../../provider/iproute/link";
 import { readSlaves } from "../../provider/kinds/bond";
 import { FakeTransport } from "../../provider/transport/fake";
-import { SshTransport } from "../../provider/transport/ssh";
+import { installFake, restoreTransport } from "../support/unit";
 
 const conn = { host: "192.0.2.10", privateKey: "k" };
 let fake: FakeTransport;
@@ -27,13 +27,9 @@ function deadOnce(prefix: string[], answer: { stdout?: string; code?: number }) 
 const sent = (prefix: string[]) => fake.calls.filter((c) => prefix.every((p, i) => c.argv[i] === p)).length;
 
 beforeEach(() => {
-  fake = new FakeTransport("192.0.2.10");
-  setTransportFactory(() => fake);
+  fake = installFake();
 });
-afterEach(() => {
-  setTransportFactory((c) => new SshTransport(c));
-  resetDefaults();
-});
+afterEach(restoreTransport);
 
 describe("a command lost on a dead connection", () => {
   it("is run again when it is a read helper's (bond slaves from /proc, which has no -j)", async () => {

@@ -4,13 +4,11 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { resetDefaults, setTransportFactory } from "../../provider/engine";
 import { type RouteJson, routeFields, routePrefix } from "../../provider/iproute/route";
 import { routeAddArgv, routeDelArgv, routeReplaceArgv } from "../../provider/kinds/route";
 import { provider } from "../../provider/runtime";
 import { FakeTransport } from "../../provider/transport/fake";
-import { SshTransport } from "../../provider/transport/ssh";
-import { kindChecks } from "../support/unit";
+import { installFake, kindChecks, restoreTransport } from "../support/unit";
 
 const recorded = (name: string): RouteJson[] => JSON.parse(readFileSync(join(__dirname, "../fixtures/iproute", `${name}.json`), "utf8"));
 const conn = { host: "192.0.2.10" };
@@ -116,15 +114,11 @@ describe("Route runtime over a scripted transport", () => {
   const show = ["ip", "-j", "-4", "route", "show", "table", "main", "exact", "198.51.100.0/24"];
 
   beforeEach(() => {
-    fake = new FakeTransport("192.0.2.10");
+    fake = installFake();
     table = [];
     fake.on(show, () => ({ stdout: JSON.stringify(table) }));
-    setTransportFactory(() => fake);
   });
-  afterEach(() => {
-    setTransportFactory((c) => new SshTransport(c));
-    resetDefaults();
-  });
+  afterEach(restoreTransport);
   const rt = provider("Route");
   const inputs = async (extra: Record<string, unknown> = {}) => (await rt.check({}, { connection: conn, destination: "198.51.100.0/24", via: "192.0.2.254", device: "dum10", metric: 50, ...extra })).inputs;
 
