@@ -17,7 +17,7 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { buildVmImage, cachedKernelPackage, freePort, run, shellQuote, watchdog } from "./vm";
+import { buildVmImage, cachedKernelPackage, freePort, publishImage, readImageMeta, run, shellQuote, watchdog } from "./vm";
 
 export interface SystemdVm {
   name: string;
@@ -103,11 +103,7 @@ export function buildSystemdImage() {
 }
 
 function readMeta(dir: string): ImageMeta | undefined {
-  try {
-    return JSON.parse(fs.readFileSync(path.join(dir, "meta.json"), "utf8"));
-  } catch {
-    return undefined;
-  }
+  return readImageMeta<ImageMeta>(dir);
 }
 
 async function build() {
@@ -177,17 +173,7 @@ async function build() {
     await run("mke2fs", ["-q", "-t", "ext4", "-L", "netdev-root", "-d", root, path.join(out, "disk.raw"), "1200M"]);
     const meta: ImageMeta = { key, kernelVersion, hostKeyFingerprint: fingerprint, hostKeyLine, buildMs: Date.now() - started };
     fs.writeFileSync(path.join(out, "meta.json"), JSON.stringify(meta, null, 2) + "\n");
-    try {
-      if (!readMeta(finalDir)) fs.rmSync(finalDir, { recursive: true, force: true });
-      fs.renameSync(out, finalDir);
-    } catch (e) {
-      if (readMeta(finalDir)?.key !== key) throw e;
-    }
-    // Keep the cache one image big (older recipes and crashed builds go), sparing recent ones in use.
-    for (const d of fs.readdirSync(CACHE_DIR)) {
-      const p = path.join(CACHE_DIR, d);
-      if (d !== key && Date.now() - fs.statSync(p).mtimeMs > 3600_000) fs.rmSync(p, { recursive: true, force: true });
-    }
+    publishImage(out, CACHE_DIR, key);
     return result();
   } finally {
     fs.rmSync(work, { recursive: true, force: true });

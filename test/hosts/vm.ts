@@ -298,10 +298,38 @@ async function resolveKernelPackage(): Promise<{ pkg: string; version: string }>
 }
 
 function readMeta(dir: string): ImageMeta | undefined {
+  return readImageMeta<ImageMeta>(dir);
+}
+
+/** A cached image's meta.json (written last, so a directory without it is a broken build). */
+export function readImageMeta<T>(dir: string): T | undefined {
   try {
-    return JSON.parse(fs.readFileSync(path.join(dir, "meta.json"), "utf8")) as ImageMeta;
+    return JSON.parse(fs.readFileSync(path.join(dir, "meta.json"), "utf8")) as T;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Moves a finished build (`out`, meta.json written) to `<cacheDir>/<key>`, or keeps the
+ * identical image another process finished first; then drops images of older kernels /
+ * recipes (and crashed builds) so the cache stays about one image big, sparing recent
+ * ones another process may still use, and the entries named in `keep`.
+ */
+export function publishImage(out: string, cacheDir: string, key: string, keep: string[] = []): void {
+  const finalDir = path.join(cacheDir, key);
+  try {
+    // A leftover without meta.json is a broken image: replace it.
+    if (!readImageMeta(finalDir)) fs.rmSync(finalDir, { recursive: true, force: true });
+    fs.renameSync(out, finalDir);
+  } catch (e) {
+    // Another process finished the same build first; use theirs.
+    if (readImageMeta<{ key: string }>(finalDir)?.key !== key) throw e;
+  }
+  for (const d of fs.readdirSync(cacheDir)) {
+    const p = path.join(cacheDir, d);
+    if (d === key || keep.includes(d)) continue;
+    if (Date.now() - fs.statSync(p).mtimeMs > 3600_000) fs.rmSync(p, { recursive: true, force: true });
   }
 }
 
@@ -375,21 +403,7 @@ async function buildImage(): Promise<BuiltImage> {
     const meta: ImageMeta = { key, kernelVersion, hostKeyFingerprint: fingerprint, hostKeyLine };
     fs.writeFileSync(path.join(out, "meta.json"), JSON.stringify(meta, null, 2) + "\n");
 
-    try {
-      // A leftover without meta.json is a broken image: replace it.
-      if (!readMeta(finalDir)) fs.rmSync(finalDir, { recursive: true, force: true });
-      fs.renameSync(out, finalDir);
-    } catch (e) {
-      // Another process finished the same build first; use theirs.
-      if (readMeta(finalDir)?.key !== key) throw e;
-    }
-    // Drop images of older kernels / recipes (and crashed builds) so the cache
-    // stays about one image big; spare recent ones another process may still use.
-    for (const d of fs.readdirSync(CACHE_DIR)) {
-      const p = path.join(CACHE_DIR, d);
-      if (d === "kernel-package.json") continue;
-      if (d !== key && Date.now() - fs.statSync(p).mtimeMs > 3600_000) fs.rmSync(p, { recursive: true, force: true });
-    }
+    publishImage(out, CACHE_DIR, key, ["kernel-package.json"]);
     return result();
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
