@@ -232,6 +232,12 @@ function sortedKeys(v: unknown): unknown {
   return v;
 }
 
+/** `ip [-n ns] link add ...`: refused with "File exists" when the name is taken (NLM_F_EXCL). */
+function isExclusiveAdd(argv: string[] | undefined): boolean {
+  const words = argv?.[1] === "-n" ? argv.slice(3) : argv?.slice(1);
+  return argv?.[0] === "ip" && words?.[0] === "link" && words[1] === "add";
+}
+
 /** Kernel modules whose name differs from the kind's `info_kind` (for "no support" errors). */
 const KERNEL_MODULES: Record<string, string> = { vlan: "8021q", bond: "bonding" };
 
@@ -368,6 +374,19 @@ export class LinkEngine<K extends LinkKind = LinkKind> implements ResourceRuntim
     if (d.persist) await persist.preflight(t);
     const id = makeId(connection, d.namespace, d.name);
     const marker = creatingMarker(this.kind, connection, d);
+    // `ip link add` is exclusive (NLM_F_EXCL): on a taken name it fails with "File
+    // exists" and changes nothing. So the usual case, a free name, goes straight to the
+    // add, and only a refused add reads what is there. (`ip tuntap add` attaches to an
+    // existing tap instead of failing: that kind reads first.)
+    const [add] = this.kind.createArgv(d);
+    if (isExclusiveAdd(add)) {
+      try {
+        return { id, outs: await this.addMarked(t, d, marker) };
+      } catch (err) {
+        // The name (or a veth peer's) is taken: find out by what, as below.
+        if (!(err instanceof CommandError && isDeepStrictEqual(err.argv, add) && /File exists/.test(err.stderr))) throw err;
+      }
+    }
     // Whether the name is taken, and by what, needs no addresses (LINK_ONLY: cheap on a busy host).
     const taken = await readLink(t, d.namespace, d.name, LINK_ONLY);
     if (!taken) return { id, outs: await this.addMarked(t, d, marker) };
@@ -420,9 +439,13 @@ export class LinkEngine<K extends LinkKind = LinkKind> implements ResourceRuntim
     await this.kind.beforeWrite?.({ transport: t, desired: d });
     const [add, ...rest] = this.kind.createArgv(d);
     try {
-      const steps = [add, ipArgv(d.namespace, "link", "set", "dev", d.name, "alias", marker), ...rest];
-      // A device just added has no addresses yet: its read-back needs none (LINK_ONLY).
-      const { link, companions } = await guardedWrite(t, `${this.kind.resource} ${d.name} create`, steps, () => this.readDevice(t, d, steps, LINK_ONLY));
+      // The changes every new device needs (master, addresses, up) go in the add's own
+      // batch, so a create costs one write and its read-back; converge then only
+      // finds what the add could not set.
+      const fresh = this.freshSteps(d);
+      const steps = [add, ipArgv(d.namespace, "link", "set", "dev", d.name, "alias", marker), ...rest, ...fresh];
+      // With nothing but the add, the device has no addresses yet: its read-back needs none (LINK_ONLY).
+      const { link, companions } = await guardedWrite(t, `${this.kind.resource} ${d.name} create`, steps, () => this.readDevice(t, d, steps, fresh.length > 0 ? {} : LINK_ONLY));
       if (!link) throw new NetdevError(`${t.label}: ${d.name} was not found right after it was created`);
       return await this.persisted(t, d, await this.converge(t, d, link, [clearAliasArgv(d)], companions));
     } catch (err) {
@@ -431,6 +454,17 @@ export class LinkEngine<K extends LinkKind = LinkKind> implements ResourceRuntim
       if (err instanceof CommandError && isDeepStrictEqual(err.argv, add)) throw this.addError(t, err);
       throw await this.rollBackCreate(t, d, marker, err);
     }
+  }
+
+  /**
+   * The steps that take a device just added (down, no master, no addresses: `ip
+   * link add` makes it so, and the kind's freshState says the same of the rest of
+   * it, e.g. a veth's peer) to the wanted master, addresses and up state.
+   */
+  private freshSteps(d: Desired): string[][] {
+    const link: LinkJson = { ifindex: 0, ifname: d.name, flags: [], mtu: 0, operstate: "DOWN" };
+    const fresh = { ...d, master: undefined, addresses: [], up: false, ...this.kind.freshState?.(d) };
+    return this.planSteps(d, this.mismatches(d, fresh), link, fresh);
   }
 
   /** A device left marked by an earlier create of these inputs: converge it as if just added. */

@@ -47,6 +47,12 @@ export interface LinkKind {
   unverified?: string[];
   /** argv lines that create the device, with mtu/macAddress where the kind's `add` takes them. */
   createArgv(d: Desired): string[][];
+  /**
+   * What a device of this kind has right after its add, for fields besides the
+   * common ones whose value then differs from the input (a veth's peer is down, with
+   * no master or addresses): the create plans their changes into the add's batch.
+   */
+  freshState?(d: Desired): Record<string, unknown>;
   /** The kind's inputs as the kernel reports them, in input units. */
   readFields(link: LinkJson, ctx: ReadContext): Promise<Record<string, unknown>> | Record<string, unknown>;
   /** Devices readFields reads besides this one: the engine reads them in the same round trip and passes them in ctx.companions. */

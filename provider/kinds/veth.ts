@@ -55,6 +55,9 @@ export const veth = {
         ...(d.peerMacAddress ? ["address", d.peerMacAddress] : [])),
     ];
   },
+  freshState() {
+    return { peerMaster: undefined, peerAddresses: [], peerUp: false };
+  },
   companions(d) {
     return [{ namespace: peerNs(d), name: d.peerName }];
   },

@@ -53,6 +53,15 @@ export function installFake(label = conn.host): FakeTransport {
   return fake;
 }
 
+/**
+ * What the kernel answers an `ip [-n ns] -batch -` whose first line is a `link add`
+ * of a taken name (NLM_F_EXCL): nothing changes. A create tries the add first and
+ * reads what is there only then.
+ */
+export function refuseAdds(fake: FakeTransport, prefix: string[] = ["ip"]): FakeTransport {
+  return fake.on([...prefix, "-batch", "-"], { code: 1, stderr: "RTNETLINK answers: File exists\nCommand failed -:1\n" });
+}
+
 /** Back to the SSH transport and no stack-config defaults (afterEach of tests that used installFake). */
 export function restoreTransport(): void {
   setTransportFactory((c) => new SshTransport(c));

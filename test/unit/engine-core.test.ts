@@ -9,6 +9,7 @@ import type { LinkJson } from "../../provider/iproute/link";
 import { provider } from "../../provider/runtime";
 import { FakeTransport } from "../../provider/transport/fake";
 import { SshTransport } from "../../provider/transport/ssh";
+import { refuseAdds } from "../support/unit";
 
 function raw(name: string): string {
   return readFileSync(join(__dirname, "../fixtures/iproute", `${name}.json`), "utf8");
@@ -53,7 +54,8 @@ function kernel(ns: string | undefined, dev: string, initial: LinkJson | undefin
   const box = { state: initial ? structuredClone(initial) : undefined, batches: 0 };
   const apply = (args: string[]) => {
     const i = args.indexOf("add");
-    if (args[0] === "link" && args[1] === "add") box.state = { ...structuredClone(fixture("bridge-timers")), ifname: dev, ifindex: 42 };
+    // As `ip link add` makes it: down, no master, no addresses.
+    if (args[0] === "link" && args[1] === "add") box.state = { ...structuredClone(fixture("bridge-timers")), ifname: dev, ifindex: 42, flags: ["BROADCAST", "MULTICAST"], addr_info: [] };
     else if (args[0] === "tuntap" && i === 1) box.state = { ...structuredClone(fixture("tap-numeric-owner")), ifname: dev, ifindex: 43 };
     else if (box.state && args[0] === "link" && args[1] === "set") {
       const k = args.indexOf("mtu");
@@ -61,6 +63,7 @@ function kernel(ns: string | undefined, dev: string, initial: LinkJson | undefin
       const f = args.indexOf("forward_delay");
       if (f > 0) box.state.linkinfo!.info_data!.forward_delay = Number(args[f + 1]);
       if (args.includes("down")) box.state.flags = box.state.flags.filter((x) => x !== "UP");
+      if (args.includes("up") && !box.state.flags.includes("UP")) box.state.flags = [...box.state.flags, "UP"];
     } else if (box.state && args[0] === "addr") {
       const [ip, len] = args[2].split("/");
       const rest = (box.state.addr_info ?? []).filter((a) => `${a.local}/${a.prefixlen}` !== args[2]);
@@ -71,6 +74,8 @@ function kernel(ns: string | undefined, dev: string, initial: LinkJson | undefin
   fake.on(prefix, (argv, o) => {
     const args = argv.slice(prefix.length);
     if (args[0] === "-batch") {
+      // NLM_F_EXCL: the add of a taken name is refused and nothing runs.
+      if (box.state && (o.stdin ?? "").startsWith("link add ")) return { code: 1, stderr: "RTNETLINK answers: File exists\nCommand failed -:1\n" };
       box.batches++;
       const bad = opts.failBatch?.(o.stdin ?? "", box.batches);
       const lines = (o.stdin ?? "").trim().split("\n");
@@ -88,12 +93,13 @@ function kernel(ns: string | undefined, dev: string, initial: LinkJson | undefin
 const writes = () => fake.calls.filter((c) => !isRead(c.argv));
 
 describe("create refuses to touch what it does not own", () => {
-  it("an existing device of the same kind without adopt: error, only reads sent", async () => {
-    fake.on(show(undefined, "br-ut"), { stdout: raw("bridge-timers") });
+  it("an existing device of the same kind without adopt: error, and the device is as it was (the one write is an add the kernel refuses)", async () => {
+    const k = kernel(undefined, "br-ut", fixture("bridge-timers"));
     const inputs = await checked("Bridge", { name: "br-ut", mtu: 9000, stp: false });
     await expect(provider("Bridge").create(inputs)).rejects.toThrow(/bridge br-ut already exists; it was left untouched\. Set adopt: true/);
-    expect(fake.calls.length).toBeGreaterThan(0);
-    expect(writes()).toEqual([]);
+    expect(k.state).toEqual(fixture("bridge-timers"));
+    expect(k.batches).toBe(0);
+    expect(writes().map((c) => c.stdin?.split("\n")[0])).toEqual(["link add name br-ut type bridge stp_state 0"]);
   });
 
   it("the same in a namespace names the namespace", async () => {
@@ -103,7 +109,8 @@ describe("create refuses to touch what it does not own", () => {
     expect(writes()).toEqual([]);
   });
 
-  it("an existing device of another kind, even with adopt: error, only reads sent", async () => {
+  it("an existing device of another kind, even with adopt: error, and nothing but a refused add written", async () => {
+    refuseAdds(fake);
     fake.on(show(undefined, "br-ut"), { stdout: raw("tap-user-group").replace('"tap-ut"', '"br-ut"') });
     for (const adopt of [true, false]) {
       const inputs = await checked("Bridge", { name: "br-ut", adopt });
@@ -113,7 +120,11 @@ describe("create refuses to touch what it does not own", () => {
     fake.on(show(undefined, "ve0"), { stdout: JSON.stringify([plain]) });
     const v = await checked("VethPair", { name: "ve0", peerName: "ve1", adopt: true });
     await expect(provider("VethPair").create(v)).rejects.toThrow(/is a \(plain device\), not a veth/);
-    expect(writes()).toEqual([]);
+    expect(writes().map((c) => c.stdin?.split("\n")[0])).toEqual([
+      "link add name br-ut type bridge",
+      "link add name br-ut type bridge",
+      "link add name ve0 type veth peer name ve1",
+    ]);
   });
 
   it("adopt of the same kind converges it, and a failure then never deletes the adopted device", async () => {
@@ -125,12 +136,14 @@ describe("create refuses to touch what it does not own", () => {
     expect(k.state).toBeDefined();
   });
 
-  it("adopt of the same kind with nothing to change writes nothing and returns the kernel's view", async () => {
-    fake.on(show(undefined, "br-ut"), { stdout: raw("bridge-timers") });
+  it("adopt of the same kind with nothing to change changes nothing and returns the kernel's view", async () => {
+    const k = kernel(undefined, "br-ut", fixture("bridge-timers"));
     const inputs = await checked("Bridge", { name: "br-ut", adopt: true, stp: true, forwardDelay: 4, addresses: ["2001:db8::1/64", "192.0.2.1/24"] });
     const { id, outs } = await provider("Bridge").create(inputs);
     expect(id).toBe("192.0.2.10:22//br-ut");
-    expect(writes()).toEqual([]);
+    expect(k.batches).toBe(0);
+    expect(writes().length).toBe(1); // the add, refused
+    expect(k.state).toEqual(fixture("bridge-timers"));
     expect(outs).toMatchObject({ name: "br-ut", mtu: 1400, ageingTime: 120, ifindex: 2, adopt: true });
   });
 });
@@ -141,28 +154,30 @@ describe("create", () => {
     const inputs = await checked("Bridge", { name: "br9", namespace: "ns1", forwardDelay: 4, mtu: 1300, addresses: ["198.51.100.1/24"] });
     const { id, outs } = await provider("Bridge").create(inputs);
     expect(id).toBe("192.0.2.10:22/ns1/br9");
+    // One write and its read-back, then the marker cleared: no read before the add
+    // (it is exclusive), nothing left for converge to fix.
     expect(fake.calls.map((c) => c.argv)).toEqual([
-      show("ns1", "br9"),
       ["ip", "-n", "ns1", "-batch", "-"],
       show("ns1", "br9"),
-      ["ip", "-n", "ns1", "-batch", "-"],
-      show("ns1", "br9"),
+      ["ip", "-n", "ns1", "link", "set", "dev", "br9", "alias", ""],
     ]);
-    // The add carries the in-progress marker in the same batch; the fixes clear it.
-    expect(fake.calls[1].stdin).toMatch(/^link add name br9 type bridge forward_delay 400\nlink set dev br9 alias pulumi-netdev:creating:[0-9a-f]{20}\nlink set dev br9 mtu 1300\n$/);
-    expect(fake.calls[3].stdin).toBe('addr del 192.0.2.1/24 dev br9\naddr del 2001:db8::1/64 dev br9\naddr add 198.51.100.1/24 dev br9\nlink set dev br9 alias ""\n');
+    // The add carries the in-progress marker and every change a new device needs in the same batch.
+    expect(fake.calls[0].stdin).toMatch(
+      /^link add name br9 type bridge forward_delay 400\nlink set dev br9 alias pulumi-netdev:creating:[0-9a-f]{20}\nlink set dev br9 mtu 1300\naddr add 198\.51\.100\.1\/24 dev br9\nlink set dev br9 up\n$/,
+    );
     expect(k.state?.mtu).toBe(1300);
+    expect(k.state?.flags).toContain("UP");
     expect(outs).toMatchObject({ name: "br9", namespace: "ns1", mtu: 1300, forwardDelay: 4, addresses: ["198.51.100.1/24"], ifindex: 42 });
     expect(Object.values(outs)).not.toContain(undefined);
     expect(JSON.stringify(fake.calls)).not.toContain("SECRET-KEY-TEXT");
   });
 
   it("a later step failing removes the half-made device (ip link del) and reports the failing line", async () => {
-    kernel("ut-rec-a", "br-ut", undefined, { failBatch: (s) => (s.includes("addr add") ? 'RTNETLINK answers: Cannot assign requested address\nCommand failed -:2\n' : undefined) });
+    kernel("ut-rec-a", "br-ut", undefined, { failBatch: (s) => (s.includes("addr add") ? 'RTNETLINK answers: Cannot assign requested address\nCommand failed -:3\n' : undefined) });
     const inputs = await checked("Bridge", { name: "br-ut", namespace: "ut-rec-a", addresses: ["192.0.2.9/24"] });
     const err = await provider("Bridge").create(inputs).catch((e) => e);
     expect(err).toBeInstanceOf(CommandError);
-    expect(err.argv).toEqual(["ip", "-n", "ut-rec-a", "addr", "del", "2001:db8::1/64", "dev", "br-ut"]);
+    expect(err.argv).toEqual(["ip", "-n", "ut-rec-a", "addr", "add", "192.0.2.9/24", "dev", "br-ut"]);
     expect(fake.calls.at(-1)!.argv).toEqual(["ip", "-n", "ut-rec-a", "link", "del", "dev", "br-ut"]);
   });
 
@@ -191,10 +206,7 @@ describe("create", () => {
 
   it("the kernel not taking a value: VerificationError naming field, wanted and actual; device removed", async () => {
     // Read-back keeps reporting forward_delay 400 whatever is written.
-    fake.on(show(undefined, "br7"), (() => {
-      let n = 0;
-      return () => (n++ === 0 ? gone("br7") : { stdout: JSON.stringify([{ ...fixture("bridge-timers"), ifname: "br7" }]) });
-    })());
+    fake.on(show(undefined, "br7"), { stdout: JSON.stringify([{ ...fixture("bridge-timers"), ifname: "br7" }]) });
     fake.on(["ip", "-batch", "-"], {}); // the add (and its marker): taken, but the read-back never changes
     fake.on(["ip", "link", "del", "dev", "br7"], {});
     const inputs = await checked("Bridge", { name: "br7", stp: true, forwardDelay: 5 });
@@ -207,7 +219,8 @@ describe("create", () => {
     expect(err).toBeInstanceOf(VerificationError);
     expect(err).toMatchObject({ field: "forwardDelay", desired: 5, actual: 4, device: "br7", host: "192.0.2.10" });
     expect(err.message).toBe("192.0.2.10: br7: forwardDelay is 4 in the kernel after the change, wanted 5");
-    expect(fake.calls.filter((c) => c.argv.join(" ") === show(undefined, "br7").join(" ")).length).toBe(1 + 1 + 5);
+    // The add's read-back, then the fix's read-back and four more attempts.
+    expect(fake.calls.filter((c) => c.argv.join(" ") === show(undefined, "br7").join(" ")).length).toBe(1 + 5);
     expect(fake.calls.at(-1)!.argv).toEqual(["ip", "link", "del", "dev", "br7"]);
   });
 

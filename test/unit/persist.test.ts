@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { configureDefaults, resetDefaults } from "../../provider/engine";
 import { provider } from "../../provider/runtime";
 import { FakeTransport } from "../../provider/transport/fake";
-import { installFake, restoreTransport } from "../support/unit";
+import { installFake, refuseAdds, restoreTransport } from "../support/unit";
 import { type NetworkdHostOptions, scriptNetworkdHost } from "../support/networkd-host";
 
 const raw = (name: string) => readFileSync(join(__dirname, "../fixtures/iproute", `${name}.json`), "utf8");
@@ -31,7 +31,8 @@ async function checked(kind: string, inputs: Record<string, unknown>) {
 /** A host with networkd enabled; files live in `disk` (path → text). */
 const networkdHost = (opts: NetworkdHostOptions = {}) => scriptNetworkdHost(fake, opts);
 
-const shown = (fixture: string) => fake.on(isShow, { stdout: raw(fixture) });
+/** A device that exists as `fixture` shows it (so an add of its name is refused). */
+const shown = (fixture: string) => refuseAdds(fake).on(isShow, { stdout: raw(fixture) });
 const adoptedBridge = { name: "br-ut", adopt: true, stp: true, forwardDelay: 4, addresses: ["2001:db8::1/64", "192.0.2.1/24"] };
 
 describe("persist writes networkd files", () => {
