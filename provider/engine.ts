@@ -438,20 +438,26 @@ export class LinkEngine<K extends LinkKind = LinkKind> implements ResourceRuntim
   private async addMarked(t: Transport, d: Desired, marker: string): Promise<Record<string, any>> {
     await this.kind.beforeWrite?.({ transport: t, desired: d });
     const [add, ...rest] = this.kind.createArgv(d);
+    // The changes every new device needs (master, addresses, up) go in the add's own
+    // batch, so a create costs one write and its read-back; converge then only finds
+    // what the add could not set.
+    const fresh = this.freshSteps(d);
+    const steps = [add, ipArgv(d.namespace, "link", "set", "dev", d.name, "alias", marker), ...rest, ...fresh];
+    let added: Awaited<ReturnType<LinkEngine["readDevice"]>>;
     try {
-      // The changes every new device needs (master, addresses, up) go in the add's own
-      // batch, so a create costs one write and its read-back; converge then only
-      // finds what the add could not set.
-      const fresh = this.freshSteps(d);
-      const steps = [add, ipArgv(d.namespace, "link", "set", "dev", d.name, "alias", marker), ...rest, ...fresh];
       // With nothing but the add, the device has no addresses yet: its read-back needs none (LINK_ONLY).
-      const { link, companions } = await guardedWrite(t, `${this.kind.resource} ${d.name} create`, steps, () => this.readDevice(t, d, steps, fresh.length > 0 ? {} : LINK_ONLY));
-      if (!link) throw new NetdevError(`${t.label}: ${d.name} was not found right after it was created`);
-      return await this.persisted(t, d, await this.converge(t, d, link, [clearAliasArgv(d)], companions));
+      added = await guardedWrite(t, `${this.kind.resource} ${d.name} create`, steps, () => this.readDevice(t, d, steps, fresh.length > 0 ? {} : LINK_ONLY));
     } catch (err) {
       // When the add itself failed there is nothing of ours to remove, and the name
-      // may belong to something created meanwhile.
+      // may belong to something created meanwhile; nor when nothing was sent at all.
       if (err instanceof CommandError && isDeepStrictEqual(err.argv, add)) throw this.addError(t, err);
+      if (err instanceof ConnectionError && err.notRun) throw err;
+      throw await this.rollBackCreate(t, d, marker, err);
+    }
+    try {
+      if (!added.link) throw new NetdevError(`${t.label}: ${d.name} was not found right after it was created`);
+      return await this.persisted(t, d, await this.converge(t, d, added.link, [clearAliasArgv(d)], added.companions));
+    } catch (err) {
       throw await this.rollBackCreate(t, d, marker, err);
     }
   }

@@ -38,4 +38,7 @@ export class VerificationError extends NetdevError {
 }
 
 /** Could not connect, authenticate, or trust the host. */
-export class ConnectionError extends NetdevError {}
+export class ConnectionError extends NetdevError {
+  /** True when the command was never sent (no connection or session): nothing ran on the host. */
+  notRun = false;
+}

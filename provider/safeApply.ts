@@ -228,6 +228,10 @@ export function classify(facts: SessionFacts, steps: string[][]): Classification
     if (object === "link" || object === "l") {
       if (verb === "add") {
         const name = after("name") ?? rest[2];
+        // An add is exclusive (NLM_F_EXCL): on a name that exists the kernel refuses it
+        // and the batch stops there, so nothing after it can touch the session. (A
+        // create tries its add first and looks at the device only when it is refused.)
+        if (name && facts.links.some((l) => l.ifname === name)) break;
         if (name) out.created.push(name);
         continue;
       }

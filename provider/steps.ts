@@ -1,5 +1,5 @@
 import { submit } from "./batching";
-import { CommandError } from "./errors";
+import { CommandError, ConnectionError } from "./errors";
 import { ipArgv, type LinkJson, parseJson, readLine, readLink } from "./iproute/link";
 import { batchScript, isBatchSafe } from "./ipBatch";
 import type { Transport } from "./transport/types";
@@ -34,6 +34,18 @@ function batchPrefix(argv: string[]): string[] | undefined {
 export async function runSteps(t: Transport, steps: string[][]): Promise<void>;
 export async function runSteps(t: Transport, steps: string[][], readBack: ReadBack[]): Promise<(LinkJson | undefined)[]>;
 export async function runSteps(t: Transport, steps: string[][], readBack?: ReadBack[]): Promise<(LinkJson | undefined)[] | void> {
+  let sent = false;
+  try {
+    return await runAll(t, steps, readBack, () => (sent = true));
+  } catch (err) {
+    // A connection failure before anything was sent (ConnectionError.notRun) says that
+    // none of the steps ran only while none was sent before it.
+    if (sent && err instanceof ConnectionError && err.notRun) throw new ConnectionError(err.message);
+    throw err;
+  }
+}
+
+async function runAll(t: Transport, steps: string[][], readBack: ReadBack[] | undefined, sent: () => void): Promise<(LinkJson | undefined)[] | void> {
   let riding: Map<number, LinkJson | undefined> | undefined;
   let i = 0;
   while (i < steps.length) {
@@ -50,6 +62,7 @@ export async function runSteps(t: Transport, steps: string[][], readBack?: ReadB
       const got = await runShared(t, prefix, group, along.map((k) => readBack![k]));
       if (got) riding = new Map(along.map((k, n) => [k, got[n]]));
     } else await runGroup(t, prefix, group);
+    sent();
     i = j;
   }
   if (!readBack) return;

@@ -104,7 +104,9 @@ export class PooledConnection {
     this.hold();
     try {
       for (let attempt = 0; ; attempt++) {
-        const client = await this.connected();
+        const client = await this.connected().catch((err) => {
+          throw notRun(err);
+        });
         try {
           return await this.timed(client, what, (onTimeout) => body(client, onTimeout));
         } catch (err) {
@@ -114,7 +116,7 @@ export class PooledConnection {
             throw this.error(`\`${what}\`: the SSH connection closed before the command finished${why ? `: ${why}` : ""}`);
           }
           // (sshd may still count just-closed sessions against MaxSessions for a moment.)
-          if (attempt >= 3) throw this.error(`cannot open an SSH session: ${(err as Error).message}`);
+          if (attempt >= 3) throw notRun(this.error(`cannot open an SSH session: ${(err as Error).message}`));
           if (this.client === client && attempt >= 1) this.drop(client);
           await sleep(100 * (attempt + 1));
         }
@@ -348,4 +350,10 @@ export function dropPooled(config: Connection): void {
 export function closePool(): void {
   for (const conn of pool.values()) conn.close();
   pool.clear();
+}
+
+/** Marks an error raised before the command was sent: it did not run. */
+function notRun(err: unknown): unknown {
+  if (err instanceof ConnectionError) err.notRun = true;
+  return err;
 }

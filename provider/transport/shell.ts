@@ -1,6 +1,5 @@
 import { randomBytes } from "node:crypto";
 import type { Client, ClientChannel } from "ssh2";
-import { shellCommand } from "./quote";
 import type { RunResult } from "./types";
 
 /**
@@ -13,9 +12,9 @@ import type { RunResult } from "./types";
  * itself by orders of magnitude. A worker shell pays it once; each command then
  * costs one `sh -c`.
  *
- * Each command still runs as `sh -c '<command>'` with its own stdin, stdout,
- * stderr and exit status, as an exec channel would run it under a POSIX login
- * shell. Framing: stdin is a here-document with a random delimiter (or
+ * Each command runs in a subshell of the worker, `(<command>)`, with its own
+ * stdin, stdout, stderr and exit status, as an exec channel would run it under a
+ * POSIX login shell. Framing: stdin is a here-document with a random delimiter (or
  * /dev/null); once the command has exited the worker prints "\n<marker> <status>\n"
  * on stdout and "\n<marker>\n" on stderr. Markers are unique per command and
  * start with a random part per shell, so no output can imitate them.
@@ -100,7 +99,10 @@ export class RemoteShell {
     const marker = `${this.id}${this.seq++}`;
     let script = "";
     if (command !== undefined) {
-      script += shellCommand(["sh", "-c", command]);
+      // A subshell, not `sh -c`: the command cannot touch the worker's state (even
+      // `exit` or `cd`), and it costs one fork and the command's own exec instead of
+      // an exec of sh as well (sh execs the last command of a subshell in place).
+      script += `(${command})`;
       // A here-document is text: it always ends with a newline.
       script += stdin === undefined ? " </dev/null\n" : ` <<'${marker}'\n${stdin}${stdin === "" || stdin.endsWith("\n") ? "" : "\n"}${marker}\n`;
     }

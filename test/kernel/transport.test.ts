@@ -162,6 +162,20 @@ hostSuite("SSH transport on namespace hosts", missing, () => {
     console.log(`[transport] 40 runs of 0.25 s on one connection: ${ms.toFixed(0)} ms, peak ${peak} concurrent, 1 connection`);
   });
 
+  it("a command runs in a subshell of the worker: exit, cd or exec in it never reach the worker shell", async () => {
+    const h = lab.hosts[0];
+    const c = conn(h);
+    await run(c, ["true"]);
+    const opened = sshStats.connectionsOpened;
+    const home = (await run(c, ["pwd"])).stdout;
+    expect(await run(c, ["cd", "/proc"])).toMatchObject({ code: 0 });
+    expect((await run(c, ["pwd"])).stdout).toBe(home);
+    expect(await run(c, ["exit", "7"])).toEqual({ stdout: "", stderr: "", code: 7 });
+    expect(await run(c, ["exec", "echo", "replaced"])).toEqual({ stdout: "replaced\n", stderr: "", code: 0 });
+    expect(await run(c, ["cat"], "still here\n")).toEqual({ stdout: "still here\n", stderr: "", code: 0 });
+    expect(sshStats.connectionsOpened - opened).toBe(0);
+  });
+
   it("fans out: 10 hosts x 10 concurrent commands, exactly one connection per host", async () => {
     closeAllConnections();
     const before = sshStats.connectionsOpened;

@@ -63,6 +63,9 @@ describe("safe apply", () => {
     // Another namespace cannot cut the session.
     expect(risky(["ip", "-n", "ns1", "link", "set", "dev", "eth0", "down"])).toEqual([]);
     expect(risky(["ip", "link", "add", "name", "br2", "type", "bridge"])).toEqual([]);
+    // The add of a name that exists is refused by the kernel, and nothing after it runs.
+    expect(risky(["ip", "link", "add", "name", "eth1", "type", "veth", "peer", "name", "x"], ["ip", "link", "set", "dev", "eth1", "mtu", "1400"])).toEqual([]);
+    expect(risky(["ip", "link", "add", "name", "br2", "type", "bridge"], ["ip", "link", "set", "dev", "eth1", "mtu", "1400"])).toHaveLength(1);
   });
 
   it("refuses what the host cannot undo: deleting a device the session needs, moving it to another namespace", () => {

@@ -65,18 +65,18 @@ describe("RemoteShell", () => {
     expect(await shell.run("echo first", undefined)).toEqual({ stdout: "first\n", stderr: "", code: 0 });
   });
 
-  it("runs each command as sh -c '<command>' with /dev/null or a here-document as stdin", async () => {
+  it("runs each command in a subshell, (<command>), with /dev/null or a here-document as stdin", async () => {
     const ch = new FakeChannel(shellLike([{}, {}, {}]));
     const shell = await RemoteShell.open(client(ch), lost);
     await shell.run("ip link show lo", undefined);
     await shell.run("ip -batch -", "link set dev a up\nlink set dev b up\n");
     await shell.run("cat", "no final newline");
     const [, plain, batch, text] = ch.scripts;
-    expect(plain.split("\n")[0]).toBe("sh -c 'ip link show lo' </dev/null");
+    expect(plain.split("\n")[0]).toBe("(ip link show lo) </dev/null");
     const m = markerOf(batch);
-    expect(batch.startsWith(`sh -c 'ip -batch -' <<'${m}'\nlink set dev a up\nlink set dev b up\n${m}\n`)).toBe(true);
+    expect(batch.startsWith(`(ip -batch -) <<'${m}'\nlink set dev a up\nlink set dev b up\n${m}\n`)).toBe(true);
     const m2 = markerOf(text);
-    expect(text.startsWith(`sh -c cat <<'${m2}'\nno final newline\n${m2}\n`)).toBe(true);
+    expect(text.startsWith(`(cat) <<'${m2}'\nno final newline\n${m2}\n`)).toBe(true);
     // Every command gets its own marker.
     expect(new Set(ch.scripts.map(markerOf)).size).toBe(ch.scripts.length);
   });
