@@ -171,9 +171,11 @@ export const vxlan = {
   },
   replaceOn: CREATION_ONLY,
   extraReplaces: valueReplaces,
+  // A new device has no flood entries but its own remote's or group's.
+  freshState: () => ({ remotes: [] }),
   createArgv(d) {
-    // `remotes` are appended by the engine's converge step right after (updateArgv):
-    // one FDB plan for create, update and drift repair.
+    // `remotes` are appended by the engine's plan for a new device (freshState, then
+    // updateArgv): one FDB plan for create, update and drift repair.
     return [
       ipArgv(d.namespace, "link", "add", "name", d.name,
         ...(d.mtu !== undefined ? ["mtu", String(d.mtu)] : []),

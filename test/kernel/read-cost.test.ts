@@ -10,6 +10,7 @@ import * as path from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { Connection } from "../../provider/connection";
 import { setTransportFactory } from "../../provider/engine";
+import { type FdbJson, readFdb } from "../../provider/iproute/fdb";
 import { LINK_ONLY, type LinkJson, readLink } from "../../provider/iproute/link";
 import { provider } from "../../provider/runtime";
 import { closeAllConnections, SshTransport, sshStats } from "../../provider/transport/ssh";
@@ -75,6 +76,32 @@ hostSuite("reads without addresses on real iproute2 (netns host, SSH)", netnsPre
     expect(linkOnly[COUNT]).toBeUndefined();
     expect(full[0]!.addr_info?.map((a) => `${a.local}/${a.prefixlen}`)).toContain(addressOf(0));
     expect(full[1]).toBeUndefined();
+  }, 60_000);
+
+  it("FDB reads waiting together go as one `bridge -batch` (each `bridge` first dumps every link); each caller gets what `bridge fdb show dev X` says", async () => {
+    const vx = (i: number) => `rcvx${i}`;
+    const setup = Array.from({ length: 6 }, (_, i) => [
+      ["ip", "link", "add", "name", vx(i), "type", "vxlan", "id", String(100 + i), "dstport", "4789"],
+      ...(i % 2 === 0 ? [] : [["bridge", "fdb", "append", "00:00:00:00:00:00", "dst", `198.19.7.${i}`, "dev", vx(i)]]),
+    ]).flat();
+    for (const argv of setup) expect((await h.exec(argv)).code, argv.join(" ")).toBe(0);
+    try {
+      const t = new SshTransport(connection);
+      await t.run(["true"]);
+      const before = sshStats.commandsRun;
+      const names = [...Array.from({ length: 6 }, (_, i) => vx(i)), "rcvx-missing", vx(1)];
+      const got = await Promise.all(names.map((n) => readFdb(t, undefined, n)));
+      expect(sshStats.commandsRun - before).toBe(1);
+      for (let i = 0; i < 6; i++) {
+        const truth = JSON.parse((await h.exec(["bridge", "-j", "fdb", "show", "dev", vx(i)])).stdout) as FdbJson[];
+        expect(got[i]).toEqual(truth);
+        expect(got[i]!.some((e) => e.dst === `198.19.7.${i}`)).toBe(i % 2 === 1);
+      }
+      expect(got[6]).toBeUndefined();
+      expect(got[7]).toEqual(got[1]);
+    } finally {
+      for (let i = 0; i < 6; i++) await h.exec(["ip", "link", "del", "dev", vx(i)]);
+    }
   }, 60_000);
 
   it("VethPairs created together (their create read-backs skip addresses) end up exactly as asked", async () => {
