@@ -16,7 +16,7 @@
  * Only transports with a `batchKey` (same host, same privileges) take part.
  */
 
-/** Invocations in flight per lane; the SSH pool allows 8 channels per connection. */
+/** Invocations in flight per lane by default; the SSH pool allows 8 channels per connection. */
 const LANE_CONCURRENCY = 2;
 /** Upper bound of jobs in one invocation (keeps one answer's size bounded). */
 const MAX_JOBS = 64;
@@ -34,15 +34,20 @@ interface Lane {
   running: number;
   scheduled: boolean;
   runner: LaneRunner<any>;
+  concurrency: number;
 }
 
 const lanes = new Map<string, Lane>();
 
-/** Queues `job` on the lane `key`; `runner` settles every job it is given, or hands it back. */
-export function submit<J extends Job>(key: string, job: J, runner: LaneRunner<J>): void {
+/**
+ * Queues `job` on the lane `key`; `runner` settles every job it is given, or hands it
+ * back. `concurrency`: invocations in flight on the lane (1 for a command whose start
+ * costs more than its lines, so that waiting jobs go together).
+ */
+export function submit<J extends Job>(key: string, job: J, runner: LaneRunner<J>, concurrency = LANE_CONCURRENCY): void {
   let lane = lanes.get(key);
   if (!lane) {
-    lane = { queue: [], running: 0, scheduled: false, runner };
+    lane = { queue: [], running: 0, scheduled: false, runner, concurrency };
     lanes.set(key, lane);
   }
   lane.queue.push(job);
@@ -57,7 +62,7 @@ export function submit<J extends Job>(key: string, job: J, runner: LaneRunner<J>
 }
 
 function pump(key: string, lane: Lane): void {
-  while (lane.running < LANE_CONCURRENCY && lane.queue.length > 0) {
+  while (lane.running < lane.concurrency && lane.queue.length > 0) {
     const jobs = lane.queue.splice(0, MAX_JOBS);
     lane.running++;
     const again = (back: Job[]) => lane.queue.unshift(...back);

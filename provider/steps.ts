@@ -98,7 +98,9 @@ interface WriteJob {
 
 function runShared(t: Transport, prefix: string[], group: string[][], reads: ReadBack[]): Promise<(LinkJson | undefined)[] | undefined> {
   return new Promise((resolve, reject) =>
-    submit<WriteJob>(`${t.batchKey}\nwrite\n${prefix.join(" ")}`, { t, group, reads, resolve, reject }, (jobs, again) => runJobs(prefix, jobs, again)),
+    // A `bridge` starts by dumping every link of the namespace (iproute2's ll_init_map):
+    // its lanes run one invocation at a time, so that waiting lines go together.
+    submit<WriteJob>(`${t.batchKey}\nwrite\n${prefix.join(" ")}`, { t, group, reads, resolve, reject }, (jobs, again) => runJobs(prefix, jobs, again), prefix[0] === "bridge" ? 1 : undefined),
   );
 }
 

@@ -39,7 +39,8 @@ export const FLOOD_MAC = "00:00:00:00:00:00";
 export async function readFdb(t: Transport, namespace: string | undefined, dev: string): Promise<FdbJson[] | undefined> {
   if (!t.batchKey || dev === "" || !isBatchSafe(dev)) return readOne(t, namespace, dev);
   return new Promise((resolve, reject) =>
-    submit<FdbJob>(`${t.batchKey}\nfdb\n${namespace ?? ""}`, { t, dev, resolve, reject }, (jobs) => readJobs(namespace, jobs)),
+    // One at a time: the start of a `bridge` costs far more than its lines.
+    submit<FdbJob>(`${t.batchKey}\nfdb\n${namespace ?? ""}`, { t, dev, resolve, reject }, (jobs) => readJobs(namespace, jobs), 1),
   );
 }
 

@@ -156,6 +156,31 @@ describe("writes of one namespace that wait together", () => {
   });
 });
 
+describe("bridge lines, whose command starts by dumping every link", () => {
+  it("one invocation at a time per host and namespace: what arrives meanwhile goes together", async () => {
+    const t = new BatchingFake();
+    const gates: (() => void)[] = [];
+    const seen: string[] = [];
+    t.run = async (argv: string[], o: RunOptions = {}) => {
+      seen.push(o.stdin ?? argv.join(" "));
+      await new Promise<void>((r) => gates.push(r));
+      return { stdout: "", stderr: "", code: 0 };
+    };
+    const fdb = (n: number) => [["bridge", "fdb", "append", "00:00:00:00:00:00", "dst", `198.19.0.${n}`, "dev", "vx0"]];
+    const first = runSteps(t, fdb(1));
+    await new Promise((r) => setTimeout(r, 0));
+    const waiting = [runSteps(t, fdb(2)), runSteps(t, fdb(3))]; // one in flight: wait
+    await new Promise((r) => setTimeout(r, 0));
+    expect(seen).toEqual(["bridge fdb append 00:00:00:00:00:00 dst 198.19.0.1 dev vx0"]);
+    gates.shift()!();
+    await first;
+    await new Promise((r) => setTimeout(r, 0));
+    expect(seen[1]).toBe("fdb append 00:00:00:00:00:00 dst 198.19.0.2 dev vx0\nfdb append 00:00:00:00:00:00 dst 198.19.0.3 dev vx0\n");
+    while (gates.length) gates.shift()!();
+    await Promise.all(waiting);
+  });
+});
+
 describe("runSteps with read-back", () => {
   it("reads the devices of the last group's namespace in the same ip -j -d -batch -, others separately", async () => {
     const t = host(new BatchingFake(), new Set(["peer"]));
