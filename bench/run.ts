@@ -21,7 +21,9 @@
 // BENCH_WAYS=provider,floor,per-resource,rpc-floor (per-resource runs only for
 // N <= BENCH_PER_RESOURCE_MAX, default 200), BENCH_PACKAGE=<another pulumi-netdev
 // package root with a built dist/, to measure that build instead>,
-// BENCH_CPU_PROF=<dir> (V8 CPU profiles of the provider host processes).
+// BENCH_CPU_PROF=<dir> (V8 CPU profiles of the provider host processes),
+// BENCH_NODE_FLAGS=<flags> (for every provider host, e.g. --max-semi-space-size=1),
+// BENCH_IPV6=1 (new devices get IPv6 as usual; see withoutIpv6).
 // A bridge takes at most 1024 ports, so veth sizes stay at or below 1000.
 
 import * as fs from "node:fs";
@@ -165,7 +167,10 @@ function buildReport(scenarios: Scenario[], providerBytes: number | undefined, t
   const cpus = os.cpus();
   const load = os.loadavg().map((x) => x.toFixed(1)).join(" ");
   const machine = `${cpus.length} cores (${cpus[0]?.model.trim() ?? "unknown CPU"}), Linux ${os.release()}, Node ${process.version}, load average at the end ${load}`;
-  lines.push("", `pulumi-netdev benchmark, ${date}, ${machine}`, `medians of ${REPS} repetitions (${BIG_REPS} for ${BIG} devices or more), ${CONCURRENCY} operations in flight`, "");
+  lines.push("", `pulumi-netdev benchmark, ${date}, ${machine}`, `medians of ${REPS} repetitions (${BIG_REPS} for ${BIG} devices or more), ${CONCURRENCY} operations in flight`,
+    IPV6 ? "new devices get IPv6 (BENCH_IPV6=1)" : "new devices get no IPv6 (net.ipv6.conf.default.disable_ipv6=1 on the benchmark hosts; BENCH_IPV6=1 keeps it)",
+    ...(process.env.BENCH_NODE_FLAGS ? [`provider hosts run with ${process.env.BENCH_NODE_FLAGS}`] : []),
+    "");
   lines.push("| way | workload | devices | create s | create dev/s | refresh s | refresh dev/s | no-change up s | delete s | delete dev/s | SSH connections | round trips/device (create/refresh/delete) | provider host peak RSS MiB |");
   lines.push("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
   for (const s of scenarios) {
@@ -249,6 +254,8 @@ function buildReport(scenarios: Scenario[], providerBytes: number | undefined, t
 
   const json = {
     date: new Date().toISOString(),
+    ipv6: IPV6,
+    nodeFlags: process.env.BENCH_NODE_FLAGS ?? "",
     machine: { cpus: cpus.length, cpuModel: cpus[0]?.model.trim(), memoryMiB: Math.round(os.totalmem() / 2 ** 20), kernel: os.release(), node: process.version, loadAverage: os.loadavg() },
     repetitions: REPS,
     bigRepetitions: BIG_REPS,

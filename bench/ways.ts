@@ -252,7 +252,10 @@ async function withHost<T>(programDir: string, probePath: string, fn: (host: Pro
     cwd: programDir,
     env: {
       // BENCH_PRELOAD=<file>: one more module preloaded into the provider host (e.g. a tracer).
-      NODE_OPTIONS: `--require "${probePath}"` + (process.env.BENCH_PRELOAD ? ` --require "${path.resolve(process.env.BENCH_PRELOAD)}"` : ""),
+      // BENCH_NODE_FLAGS: V8/Node flags for every provider host, e.g. --max-semi-space-size=1
+      // to see how much of the RSS difference is the young generation's growth.
+      NODE_OPTIONS:
+        `${process.env.BENCH_NODE_FLAGS ?? ""} --require "${probePath}"`.trim() + (process.env.BENCH_PRELOAD ? ` --require "${path.resolve(process.env.BENCH_PRELOAD)}"` : ""),
       BENCH_PROBE_OUT: probeOut,
       ...(CPU_PROF_DIR ? { BENCH_CPU_PROF: CPU_PROF_DIR } : {}),
     },
