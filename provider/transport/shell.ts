@@ -10,7 +10,7 @@ import type { RunResult } from "./types";
  * That costs tens of milliseconds per command on a plain host and half a second
  * on one whose rc file runs pyenv, conda or nvm — more than the `ip` command
  * itself by orders of magnitude. A worker shell pays it once; each command then
- * costs one `sh -c`.
+ * costs one fork of it and the command's own exec.
  *
  * Each command runs in a subshell of the worker, `(<command>)`, with its own
  * stdin, stdout, stderr and exit status, as an exec channel would run it under a

@@ -2,8 +2,9 @@
 // over real SSH: inside `ip -batch` they go as `link show dev X` lines, which cost one
 // RTM_GETLINK whatever the namespace holds (an `addr show dev X` line dumps the whole
 // namespace there). What they return must be the device exactly as a full read
-// reports it, without addr_info; and a create that relies on them must still leave
-// every device as asked. (How much they save is measured by `npm run bench`.)
+// reports it, without addr_info; creates made together must still leave every
+// device as asked; and FDB reads made together share one `bridge` process. (How much
+// they save is measured by `npm run bench`.)
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -104,7 +105,7 @@ hostSuite("reads without addresses on real iproute2 (netns host, SSH)", netnsPre
     }
   }, 60_000);
 
-  it("VethPairs created together (their create read-backs skip addresses) end up exactly as asked", async () => {
+  it("VethPairs created together (their adds, changes and read-backs share batches) end up exactly as asked", async () => {
     const runtime = provider("VethPair");
     const n = 8;
     const inputs = Array.from({ length: n }, (_, i) => ({
