@@ -54,6 +54,19 @@ function host(t: FakeTransport, devices: Set<string>, fails: (line: string) => s
   return t;
 }
 
+/** A host whose every command waits until the test opens its gate; `seen` is what each invocation sent. */
+function gatedHost() {
+  const t = new BatchingFake();
+  const gates: (() => void)[] = [];
+  const seen: string[] = [];
+  t.run = async (argv: string[], o: RunOptions = {}) => {
+    seen.push(o.stdin ?? argv.join(" "));
+    await new Promise<void>((r) => gates.push(r));
+    return { stdout: "", stderr: "", code: 0 };
+  };
+  return { t, gates, seen };
+}
+
 describe("reads of one namespace that wait together", () => {
   it("go as one ip -j -d -force -batch -, each caller getting its own device or undefined", async () => {
     const t = host(new BatchingFake(), new Set(["a", "b"]));
@@ -131,14 +144,7 @@ describe("writes of one namespace that wait together", () => {
   });
 
   it("at most two invocations per host and namespace run at once; what arrives meanwhile goes together", async () => {
-    const t = new BatchingFake();
-    const gates: (() => void)[] = [];
-    const seen: string[] = [];
-    t.run = async (argv: string[], o: RunOptions = {}) => {
-      seen.push(o.stdin ?? argv.join(" "));
-      await new Promise<void>((r) => gates.push(r));
-      return { stdout: "", stderr: "", code: 0 };
-    };
+    const { t, gates, seen } = gatedHost();
     const line = (n: number) => [["ip", "link", "set", "dev", `d${n}`, "up"]];
     const first = [runSteps(t, line(1)), runSteps(t, line(2))]; // one tick: together
     await Promise.resolve();
@@ -158,14 +164,7 @@ describe("writes of one namespace that wait together", () => {
 
 describe("bridge lines, whose command starts by dumping every link", () => {
   it("one invocation at a time per host and namespace: what arrives meanwhile goes together", async () => {
-    const t = new BatchingFake();
-    const gates: (() => void)[] = [];
-    const seen: string[] = [];
-    t.run = async (argv: string[], o: RunOptions = {}) => {
-      seen.push(o.stdin ?? argv.join(" "));
-      await new Promise<void>((r) => gates.push(r));
-      return { stdout: "", stderr: "", code: 0 };
-    };
+    const { t, gates, seen } = gatedHost();
     const fdb = (n: number) => [["bridge", "fdb", "append", "00:00:00:00:00:00", "dst", `198.19.0.${n}`, "dev", "vx0"]];
     const first = runSteps(t, fdb(1));
     await new Promise((r) => setTimeout(r, 0));
