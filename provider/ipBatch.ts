@@ -46,3 +46,14 @@ export function batchLine(words: string[]): string {
 export function batchScript(lines: string[][]): string {
   return lines.map((l) => batchLine(l) + "\n").join("");
 }
+
+/**
+ * The lines of a `-force -batch` run that failed (1-based line → its error text):
+ * iproute2 prints each failing line's error followed by "Command failed -:N" on
+ * stderr and goes on with the next line.
+ */
+export function failedBatchLines(stderr: string): Map<number, string> {
+  const failed = new Map<number, string>();
+  for (const m of stderr.matchAll(/([\s\S]*?)Command failed -:(\d+)\n?/g)) failed.set(Number(m[2]), m[1].trim());
+  return failed;
+}

@@ -1,6 +1,6 @@
 import { submit } from "../batching";
 import { CommandError } from "../errors";
-import { batchScript, isBatchSafe } from "../ipBatch";
+import { batchScript, failedBatchLines, isBatchSafe } from "../ipBatch";
 import { canonicalIp } from "../schema";
 import type { Transport } from "../transport/types";
 import { bridgeArgv, isGoneError, parseJson, READ_ONLY } from "./link";
@@ -65,8 +65,7 @@ async function readJobs(namespace: string | undefined, jobs: FdbJob[]): Promise<
   const devs = [...new Set(jobs.map((j) => j.dev))];
   const argv = bridgeArgv(namespace, "-j", "-force", "-batch", "-");
   const r = await t.run(argv, { stdin: batchScript(devs.map((d) => ["fdb", "show", "dev", d])), idempotent: true });
-  const failed = new Map<number, string>();
-  for (const m of r.stderr.matchAll(/([\s\S]*?)Command failed -:(\d+)\n?/g)) failed.set(Number(m[2]), m[1].trim());
+  const failed = failedBatchLines(r.stderr);
   if (r.code !== 0 && failed.size === 0) {
     // The invocation itself failed, e.g. the namespace does not exist.
     if (isGoneError(r.stderr)) return jobs.forEach((j) => j.resolve(undefined));

@@ -1,6 +1,6 @@
 import { submit } from "../batching";
 import { CommandError, NotFoundError } from "../errors";
-import { batchScript, isBatchSafe } from "../ipBatch";
+import { batchScript, failedBatchLines, isBatchSafe } from "../ipBatch";
 import { canonicalIp } from "../schema";
 import type { RunOptions, Transport } from "../transport/types";
 
@@ -133,8 +133,7 @@ async function readJobs(namespace: string | undefined, jobs: ReadJob[]): Promise
   const lines = names.map((n) => readLine(n, { addresses: withAddresses.has(n) }));
   const argv = ipArgv(namespace, "-j", "-d", "-force", "-batch", "-");
   const r = await t.run(argv, { stdin: batchScript(lines), idempotent: true });
-  const lineErrors = new Map<number, string>();
-  for (const m of r.stderr.matchAll(/([\s\S]*?)Command failed -:(\d+)\n?/g)) lineErrors.set(Number(m[2]), m[1].trim());
+  const lineErrors = failedBatchLines(r.stderr);
   if (r.code !== 0 && lineErrors.size === 0) {
     // The invocation itself failed, e.g. the namespace does not exist.
     if (GONE.test(r.stderr)) return jobs.forEach((j) => j.resolve(undefined));
